@@ -1,0 +1,196 @@
+"""The ``syncbed`` command.
+
+Exit status: 0 every invariant holds, 1 an invariant was violated (or a
+replay diverged), 2 bad input (one message naming the input, what is wrong
+and the fix -- never a traceback), 3 an internal error (a bug in syncbed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+
+from simulator import __version__, swarm_profile
+from simulator.faults import ProfileError, load_profile
+from simulator.trace import TraceError, read_trace
+
+from .runner import DEFAULT_CHAOS, DEFAULT_SCENARIO, InputError, format_report, resolve_scenario, run_world
+
+EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit status 2."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message}; see '{self.prog} --help'")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. --seed 3") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; seeds are whole numbers from 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="syncbed",
+        description=(
+            "Deterministic simulator and testbed for the middleware that syncs CRM, PSA, ERP, "
+            "billing and revenue systems. Same scenario, seed, chaos profile and core: the same trace."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"syncbed {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one scenario at one seed and report on it")
+    run.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO, help=f"scenario name (default {DEFAULT_SCENARIO})")
+    run.add_argument("--seed", type=_seed, default=0, help="master seed (default 0)")
+    run.add_argument(
+        "--chaos",
+        default=DEFAULT_CHAOS,
+        metavar="PROFILE|FILE|swarm",
+        help=f"built-in profile name, a .toml/.json profile file, or 'swarm' (default {DEFAULT_CHAOS})",
+    )
+    run.add_argument("--trace", metavar="FILE", help="write the trace (JSON Lines) to FILE")
+    run.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    replay = sub.add_parser("replay", help="re-run a recorded trace and check the same fingerprint comes out")
+    replay.add_argument("trace", metavar="TRACE", help="a trace file written by 'syncbed run --trace'")
+    replay.add_argument("--json", action="store_true")
+
+    profile = sub.add_parser("profile", help="validate and print a chaos profile (or a seed's swarm draw)")
+    profile.add_argument("spec", metavar="PROFILE|FILE|swarm")
+    profile.add_argument("--seed", type=_seed, default=0, help="the seed a swarm draw is made for")
+
+    bench = sub.add_parser("bench", help="benchmarks (never part of the tests)")
+    bench.add_argument("which", nargs="?", default="kernel", choices=["kernel"], help="which benchmark (default kernel)")
+    bench.add_argument("--round-trips", type=_count, default=50_000)
+    bench.add_argument("--json", action="store_true")
+    return parser
+
+
+def _cmd_run(args) -> int:
+    report = run_world(args.scenario, args.seed, args.chaos, args.trace)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print(format_report(report))
+    return EXIT_OK if report["ok"] else EXIT_VIOLATION
+
+
+def _cmd_replay(args) -> int:
+    from simulator.faults import ChaosProfile
+
+    try:
+        recorded = read_trace(args.trace)
+    except TraceError as exc:
+        raise InputError(str(exc)) from None
+    header = recorded.header
+    scenario = header.get("scenario")
+    try:
+        resolve_scenario(scenario)
+        profile = ChaosProfile.from_dict(header.get("chaos"), source=f"{args.trace} header.chaos")
+        seed = header["seed"]
+    except (InputError, ProfileError, KeyError) as exc:
+        raise InputError(f"trace file {args.trace}: its header cannot be replayed ({exc})") from None
+    chaos_spec = (header.get("config") or {}).get("chaos_spec", profile.name)
+    report = run_world(scenario, seed, chaos_spec, profile=profile, keep_trace=True)
+    lines = report.pop("trace_lines")
+    same = report["trace_sha256"] == recorded.fingerprint
+    result = {
+        "trace": args.trace,
+        "recorded_sha256": recorded.fingerprint,
+        "replayed_sha256": report["trace_sha256"],
+        "identical": same,
+        "first_divergence": None,
+    }
+    if not same:
+        recorded_lines = [json.dumps(header, sort_keys=True, separators=(",", ":"))] + [
+            json.dumps(e, sort_keys=True, separators=(",", ":")) for e in recorded.events
+        ]
+        for i, (a, b) in enumerate(zip(recorded_lines, (l.rstrip("\n") for l in lines))):
+            if a != b:
+                result["first_divergence"] = {"line": i + 1, "recorded": a, "replayed": b}
+                break
+        else:
+            result["first_divergence"] = {"line": min(len(recorded_lines), len(lines)) + 1, "recorded": "(length differs)", "replayed": ""}
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    elif same:
+        print(f"replay {args.trace}: identical ({len(recorded)} events, sha256 {recorded.fingerprint})")
+    else:
+        d = result["first_divergence"]
+        print(f"replay {args.trace}: DIVERGED at line {d['line']}\n  recorded {d['recorded']}\n  replayed {d['replayed']}")
+    return EXIT_OK if same else EXIT_VIOLATION
+
+
+def _cmd_profile(args) -> int:
+    if args.spec == "swarm":
+        from .runner import SCENARIOS
+
+        module = SCENARIOS[DEFAULT_SCENARIO]
+        from simulator import HOUR
+
+        profile = swarm_profile(args.seed, 12 * HOUR, module.SYSTEMS, module.CORE)
+    else:
+        try:
+            profile = load_profile(args.spec)
+        except ProfileError as exc:
+            raise InputError(str(exc)) from None
+    print(profile.to_json(), end="")
+    return EXIT_OK
+
+
+def _cmd_bench(args) -> int:
+    from .bench import bench_kernel, format_kernel
+
+    try:
+        result = bench_kernel(args.round_trips)
+    except RuntimeError as exc:
+        raise InputError(str(exc)) from None
+    print(json.dumps(result, sort_keys=True) if args.json else format_kernel(result))
+    return EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_OK
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"syncbed: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("syncbed: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        print("syncbed: internal error (a bug in syncbed; please report it with the command you ran):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

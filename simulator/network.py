@@ -1,0 +1,362 @@
+"""The simulated network: named endpoints, HTTP-shaped exchanges, faults.
+
+An *exchange* is one request and (unless it is a one-way post) its response.
+Every message travels as a kernel event after a latency drawn for its
+direction of travel; on the way the link's faults may lose it, duplicate it,
+delay it past later messages, hold it, or drop it in a partition. The
+response can be lost *after* the callee committed -- the fault that makes
+idempotency matter. Every fault that fires is a trace event.
+
+Each fault kind on each link draws from its own random stream, so switching
+one fault off (as shrinking does) leaves every other draw where it was.
+
+Trace events written here (src/dst are the message's, corr/cause come from
+the ``x-correlation-id`` / ``x-causation-id`` headers):
+
+  net.request    a request delivered to its callee
+  net.response   a response delivered to its caller (``dropped`` says why
+                 one was not used: the caller timed out, gave up, or already
+                 had an answer from a duplicate)
+  net.refused    a request reached an endpoint that is not running
+  net.timeout    the caller's timeout expired first
+  fault.*        request_lost, response_lost, duplicate, reorder, hold,
+                 partition, slow
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .clock import SECOND
+from .faults import ChaosProfile, Window
+from .messages import (
+    ConnectionRefused,
+    NetworkError,
+    Request,
+    RequestTimeout,
+    Response,
+    decode_body,
+    encode_body,
+)
+
+__all__ = ["Network", "DEFAULT_TIMEOUT_US"]
+
+DEFAULT_TIMEOUT_US = 30 * SECOND
+
+ReplyCallback = Callable[[Any], None]  # receives a Response or a NetworkError
+
+
+class _Link:
+    """Resolved faults and random streams for messages from src to dst."""
+
+    __slots__ = ("src", "dst", "faults", "callee", "lat", "req_loss", "resp_loss", "dup", "reorder", "slow", "partitions", "holds")
+
+    def __init__(self, src: str, dst: str, chaos: ChaosProfile, streams, windows) -> None:
+        self.src = src
+        self.dst = dst
+        self.faults = chaos.link_faults(src, dst)
+        self.callee = chaos.system(dst)
+        name = f"net.{src}->{dst}."
+        self.lat = streams.rng(name + "latency")
+        self.req_loss = streams.rng(name + "request_loss")
+        self.resp_loss = streams.rng(name + "response_loss")
+        self.dup = streams.rng(name + "duplicate")
+        self.reorder = streams.rng(name + "reorder")
+        self.slow = streams.rng(name + "slow")
+        self.partitions = [w for w in windows if w.kind == "partition" and _pair_matches(w.between, src, dst)]
+        self.holds = [
+            w
+            for w in windows
+            if w.kind == "hold"
+            and fnmatch.fnmatchcase(src, w.between[0])
+            and fnmatch.fnmatchcase(dst, w.between[1])
+        ]
+
+
+def _pair_matches(between: tuple[str, str], a: str, b: str) -> bool:
+    x, y = between
+    m = fnmatch.fnmatchcase
+    return (m(a, x) and m(b, y)) or (m(a, y) and m(b, x))
+
+
+class _Exchange:
+    __slots__ = ("id", "src", "dst", "method", "path", "query", "headers", "body", "on_reply", "done", "timer", "corr", "cause", "sent")
+
+    def __init__(self, mid, src, dst, request: Request, body: str, on_reply, sent: int) -> None:
+        self.id = mid
+        self.src = src
+        self.dst = dst
+        self.method = request.method
+        self.path = request.path
+        self.query = dict(request.query)
+        self.headers = dict(request.headers)
+        self.body = body
+        self.on_reply = on_reply
+        self.done = False
+        self.timer = None
+        self.corr = self.headers.get("x-correlation-id")
+        self.cause = self.headers.get("x-causation-id")
+        self.sent = sent
+
+
+class Network:
+    """Endpoints by name, and the links between them."""
+
+    def __init__(self, kernel, streams, trace, chaos: ChaosProfile, default_timeout_us: int = DEFAULT_TIMEOUT_US) -> None:
+        self._kernel = kernel
+        self._streams = streams
+        self._trace = trace
+        self._chaos = chaos
+        self.default_timeout_us = default_timeout_us
+        self._endpoints: dict[str, Any] = {}
+        self._links: dict[tuple[str, str], _Link] = {}
+        self._windows: list[Window] = [w for w in chaos.windows if w.kind in ("partition", "hold", "slow")]
+        self._next_id = 0
+        self.in_flight = 0
+
+    # ------------------------------------------------------------ set-up
+
+    def attach(self, endpoint) -> None:
+        """Register an endpoint (an Actor): anything with `name`, `running`
+        and ``_accept(network, exchange, request)``."""
+        if endpoint.name in self._endpoints:
+            raise ValueError(f"an endpoint named {endpoint.name!r} is already attached")
+        self._endpoints[endpoint.name] = endpoint
+
+    def add_window(self, window: Window) -> None:
+        """Inject a partition, hold or slow window while the world runs."""
+        if window.kind not in ("partition", "hold", "slow"):
+            raise ValueError(f"the network handles partition, hold and slow windows, not {window.kind!r}")
+        self._windows.append(window)
+        self._links.clear()  # resolved links cache their windows
+        self._trace.record("chaos.inject", window.to_dict())
+
+    def heal(self) -> None:
+        """End every network fault from now on: windows close, rates drop to
+        zero; latency stays. The harness calls this before its liveness
+        phase."""
+        self._windows = []
+        self._chaos = ChaosProfile(
+            self._chaos.name,
+            links=tuple(
+                type(rule)(src=rule.src, dst=rule.dst, latency=rule.latency) for rule in self._chaos.links
+            ),
+        )
+        self._links.clear()
+        self._trace.record("chaos.heal", {"scope": "network"})
+
+    def _link(self, src: str, dst: str) -> _Link:
+        try:
+            return self._links[src, dst]
+        except KeyError:
+            link = self._links[src, dst] = _Link(src, dst, self._chaos, self._streams, self._windows)
+            return link
+
+    # ------------------------------------------------------------ sending
+
+    def send_request(
+        self,
+        src: str,
+        dst: str,
+        request: Request,
+        on_reply: ReplyCallback | None,
+        timeout_us: int | None = None,
+    ) -> str:
+        """Start an exchange; `on_reply` later gets exactly one Response or
+        NetworkError (None makes it a one-way post). Returns the message id."""
+        return self._start(src, dst, request, on_reply, timeout_us).id
+
+    def _start(self, src, dst, request, on_reply, timeout_us) -> _Exchange:
+        self._next_id += 1
+        now = self._kernel.now_us
+        ex = _Exchange(f"m{self._next_id}", src, dst, request, encode_body(request.json), on_reply, now)
+        if on_reply is not None:
+            self.in_flight += 1
+            ex.timer = self._kernel.call_later(
+                self.default_timeout_us if timeout_us is None else timeout_us, self._on_timeout, ex
+            )
+        self._transmit_request(ex, self._link(src, dst), now)
+        return ex
+
+    def post(self, src: str, dst: str, request: Request) -> str:
+        """A one-way message (no response travels back)."""
+        return self.send_request(src, dst, request, None)
+
+    async def request(self, src: str, dst: str, request: Request, *, timeout_us: int | None = None) -> Response:
+        """Send from a trio task and wait; raises RequestTimeout or
+        ConnectionRefused. Cancellation (``trio.move_on_after``) is safe: the
+        exchange is abandoned and a late response is recorded and dropped."""
+        kernel = self._kernel
+        task = trio.lowlevel.current_task()
+
+        def on_reply(result) -> None:
+            kernel.wake(task, result)
+
+        ex = self._start(src, dst, request, on_reply, timeout_us)
+
+        def abort(_):
+            # Flags only: trio may abort simultaneous waiters in id() order.
+            if not ex.done:
+                ex.done = True
+                self.in_flight -= 1
+                ex.timer.cancel()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        result = await trio.lowlevel.wait_task_rescheduled(abort)
+        if isinstance(result, NetworkError):
+            raise result
+        return result
+
+    def _transmit_request(self, ex: _Exchange, link: _Link, now: int) -> None:
+        f = link.faults
+        trace = self._trace
+        if link.partitions and self._partitioned(link, now):
+            trace.record("fault.partition", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+            return
+        if f.request_loss and link.req_loss.random() < f.request_loss:
+            trace.record("fault.request_lost", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+            return
+        arrive = now + f.latency.sample(link.lat)
+        if f.reorder and link.reorder.random() < f.reorder:
+            extra = link.reorder.randint(1, f.reorder_delay)
+            arrive += extra
+            trace.record("fault.reorder", dict(self._note(ex), extra_us=extra), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+        if link.holds:
+            arrive = self._held(ex, link, arrive)
+        kernel = self._kernel
+        kernel.call_at(arrive, self._deliver_request, ex, 0)
+        if f.duplicate and link.dup.random() < f.duplicate:
+            extra = link.dup.randint(0, f.duplicate_delay)
+            trace.record("fault.duplicate", dict(self._note(ex), extra_us=extra), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+            kernel.call_at(arrive + extra, self._deliver_request, ex, 1)
+
+    @staticmethod
+    def _note(ex: _Exchange) -> dict:
+        return {"msg": ex.id, "method": ex.method, "path": ex.path}
+
+    def _partitioned(self, link: _Link, t: int) -> bool:
+        for w in link.partitions:
+            if w.start <= t < w.end:
+                return True
+        return False
+
+    def _held(self, ex: _Exchange, link: _Link, arrive: int) -> int:
+        for w in link.holds:
+            if w.start <= arrive < w.end:
+                self._trace.record(
+                    "fault.hold", dict(self._note(ex), until=w.end), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause
+                )
+                return w.end
+        return arrive
+
+    # ----------------------------------------------------------- delivery
+
+    def _deliver_request(self, ex: _Exchange, copy: int) -> None:
+        now = self._kernel.now_us
+        link = self._link(ex.src, ex.dst)
+        trace = self._trace
+        if link.partitions and self._partitioned(link, now):
+            trace.record("fault.partition", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+            return
+        endpoint = self._endpoints.get(ex.dst)
+        if endpoint is None or not endpoint.running:
+            trace.record("net.refused", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+            if ex.on_reply is not None:
+                back = self._link(ex.dst, ex.src)
+                self._kernel.call_later(back.faults.latency.sample(back.lat), self._deliver_refusal, ex)
+            return
+        request = Request(ex.method, ex.path, dict(ex.query), dict(ex.headers), decode_body(ex.body))
+        data = {
+            "msg": ex.id,
+            "method": ex.method,
+            "path": ex.path,
+            "query": ex.query,
+            "headers": ex.headers,
+            "body": request.json,
+            "sent": ex.sent,
+        }
+        if copy:
+            data["copy"] = copy
+        trace.record("net.request", data, src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+        endpoint._accept(self, ex, request)
+
+    def reply(self, ex: _Exchange, response: Response) -> None:
+        """The callee's answer to `ex` (called by the endpoint)."""
+        if ex.on_reply is None:
+            return  # a one-way post: nothing travels back
+        link = self._link(ex.src, ex.dst)
+        f = link.faults
+        now = self._kernel.now_us
+        trace = self._trace
+        if f.response_loss and link.resp_loss.random() < f.response_loss:
+            trace.record(
+                "fault.response_lost",
+                dict(self._note(ex), status=response.status),
+                src=ex.dst,
+                dst=ex.src,
+                corr=ex.corr,
+                cause=ex.cause,
+            )
+            return
+        back = self._link(ex.dst, ex.src)
+        if back.partitions and self._partitioned(back, now):
+            trace.record("fault.partition", self._note(ex), src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
+            return
+        arrive = now + back.faults.latency.sample(back.lat)
+        for w in self._windows:
+            if w.kind == "slow" and w.start <= now < w.end and fnmatch.fnmatchcase(ex.dst, w.target):
+                arrive += w.delay
+                trace.record("fault.slow", dict(self._note(ex), extra_us=w.delay), src=ex.dst, dst=ex.src, corr=ex.corr)
+                break
+        slow = link.callee.slow
+        if slow and link.slow.random() * 1_000_000 < slow:
+            extra = link.callee.slow_delay
+            arrive += extra
+            trace.record("fault.slow", dict(self._note(ex), extra_us=extra), src=ex.dst, dst=ex.src, corr=ex.corr)
+        if back.holds:
+            arrive = self._held(ex, back, arrive)
+        self._kernel.call_at(
+            arrive, self._deliver_response, ex, response.status, dict(response.headers), encode_body(response.json)
+        )
+
+    def _deliver_response(self, ex: _Exchange, status: int, headers: dict, body: str) -> None:
+        back = self._link(ex.dst, ex.src)
+        trace = self._trace
+        if back.partitions and self._partitioned(back, self._kernel.now_us):
+            trace.record("fault.partition", self._note(ex), src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
+            return
+        response = Response(status, decode_body(body), headers)
+        data = {"msg": ex.id, "status": status, "headers": headers, "body": response.json, "sent": ex.sent}
+        if ex.done:
+            data["dropped"] = "caller no longer waiting"
+            trace.record("net.response", data, src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
+            return
+        ex.done = True
+        self.in_flight -= 1
+        ex.timer.cancel()
+        trace.record("net.response", data, src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
+        ex.on_reply(response)
+
+    def _deliver_refusal(self, ex: _Exchange) -> None:
+        if ex.done:
+            return
+        ex.done = True
+        self.in_flight -= 1
+        ex.timer.cancel()
+        ex.on_reply(
+            ConnectionRefused(f"{ex.dst} refused {ex.method} {ex.path}: not running", src=ex.src, dst=ex.dst, msg_id=ex.id)
+        )
+
+    def _on_timeout(self, ex: _Exchange) -> None:
+        if ex.done:
+            return
+        ex.done = True
+        self.in_flight -= 1
+        self._trace.record("net.timeout", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
+        ex.on_reply(
+            RequestTimeout(f"no response from {ex.dst} to {ex.method} {ex.path}", src=ex.src, dst=ex.dst, msg_id=ex.id)
+        )

@@ -1,0 +1,237 @@
+"""The trace: every event of a run, canonically encoded, fingerprinted.
+
+A trace file is JSON Lines:
+
+  line 1      header  {"format": "syncbed-trace", "version": 1, "syncbed": ...,
+                       "scenario", "seed", "chaos", "core", "config"}
+  lines 2..n  events  {"t": virtual us, "seq": 1, 2, ..., "kind", "src", "dst",
+                       "corr", "cause", "data"}
+  last line   end     {"end": true, "events": n, "sha256": fingerprint}
+
+Each line is encoded with sorted keys, no spaces and ASCII only, and numbers
+are integers (money travels as decimal strings), so the bytes depend on
+nothing but the events. The fingerprint is the SHA-256 of the header and
+event lines; the end line repeats it, which lets the reader tell a complete
+file from one cut off at a line boundary and from one edited by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "TraceRecorder",
+    "TraceError",
+    "Trace",
+    "read_trace",
+    "canonical_json",
+]
+
+FORMAT = "syncbed-trace"
+VERSION = 1
+EVENT_KEYS = ("cause", "corr", "data", "dst", "kind", "seq", "src", "t")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        # A set's order depends on hashing; refusing it keeps hash-seed
+        # dependence out of the trace.
+        raise TypeError("a set cannot go into a trace (its order is not stable); sort it into a list")
+    raise TypeError(f"{type(obj).__name__} is not JSON data; traces carry dicts, lists, str, int, bool, None and Decimal")
+
+
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default)
+_encode = _encoder.encode
+
+
+def canonical_json(obj: Any) -> str:
+    """The one encoding used for traces and fingerprints."""
+    return _encode(obj)
+
+
+class TraceRecorder:
+    """Encodes events as they happen, hashes them, and feeds observers.
+
+    `sink` (a text file) receives the lines; `keep` holds them in memory too
+    (tests, the TUI's replay). With neither, only the fingerprint is kept,
+    which is what seed sweeps want.
+    """
+
+    def __init__(self, clock_us: Callable[[], int], header: dict, sink=None, keep: bool = False) -> None:
+        self._now = clock_us
+        self._sha = hashlib.sha256()
+        self._sink = sink
+        self.lines: list[str] | None = [] if keep else None
+        self.seq = 0
+        self.observers: list[Callable[[dict], None]] = []
+        self.kind_counts: dict[str, int] = {}
+        self.closed = False
+        self.header = dict(header, format=FORMAT, version=VERSION)
+        self._write(_encode(self.header))
+
+    def _write(self, line: str) -> None:
+        line += "\n"
+        self._sha.update(line.encode("ascii"))
+        if self._sink is not None:
+            self._sink.write(line)
+        if self.lines is not None:
+            self.lines.append(line)
+
+    def record(
+        self,
+        kind: str,
+        data: dict | None = None,
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        corr: str | None = None,
+        cause: str | None = None,
+    ) -> int:
+        """Append one event at the current virtual time; returns its seq."""
+        self.seq += 1
+        event = {
+            "t": self._now(),
+            "seq": self.seq,
+            "kind": kind,
+            "src": src,
+            "dst": dst,
+            "corr": corr,
+            "cause": cause,
+            "data": data if data is not None else {},
+        }
+        self._write(_encode(event))
+        counts = self.kind_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        for observe in self.observers:
+            observe(event)
+        return self.seq
+
+    @property
+    def fingerprint(self) -> str:
+        return self._sha.hexdigest()
+
+    def close(self) -> str:
+        """Write the end line; returns the fingerprint."""
+        if not self.closed:
+            fp = self.fingerprint
+            end = _encode({"end": True, "events": self.seq, "sha256": fp}) + "\n"
+            if self._sink is not None:
+                self._sink.write(end)
+            if self.lines is not None:
+                self.lines.append(end)
+            self.closed = True
+        return self.fingerprint
+
+
+class TraceError(Exception):
+    """A trace file that cannot be used; the message names file, line and fix."""
+
+
+class Trace:
+    """A trace read back from a file: its header, events and fingerprint."""
+
+    def __init__(self, header: dict, events: list[dict], fingerprint: str) -> None:
+        self.header = header
+        self.events = events
+        self.fingerprint = fingerprint
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+def _no_floats(text: str) -> Any:
+    raise ValueError(f"a float ({text}) is not allowed in a trace; numbers are integers and money is a decimal string")
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read and verify a trace file, or raise `TraceError` saying what is wrong."""
+    path = Path(path)
+    fix = "re-record it with 'syncbed run ... --trace FILE'"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise TraceError(f"trace file {path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise TraceError(f"trace file {path}: is a directory, not a trace file") from None
+    except OSError as exc:
+        raise TraceError(f"trace file {path}: cannot be read ({exc.strerror})") from None
+    if not raw:
+        raise TraceError(f"trace file {path}: is empty; {fix}")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise TraceError(
+            f"trace file {path}: byte {exc.start} is not ASCII, so this is not a syncbed trace (traces are ASCII JSON Lines)"
+        ) from None
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise TraceError(f"trace file {path}: truncated: line {len(lines)} ends without a newline; {fix}")
+    lines.pop()
+
+    def parse(n: int, line: str) -> dict:
+        try:
+            obj = json.loads(line, parse_float=_no_floats, parse_constant=_no_floats)
+        except ValueError as exc:
+            raise TraceError(f"trace file {path}, line {n}: not valid trace JSON ({exc}); {fix}") from None
+        if not isinstance(obj, dict):
+            raise TraceError(f"trace file {path}, line {n}: expected a JSON object, found {type(obj).__name__}")
+        return obj
+
+    header = parse(1, lines[0])
+    if header.get("format") != FORMAT:
+        raise TraceError(
+            f"trace file {path}, line 1: not a syncbed trace header (format is {header.get('format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    if header.get("version") != VERSION:
+        raise TraceError(
+            f"trace file {path}, line 1: trace format version {header.get('version')!r} is not supported "
+            f"(this syncbed reads version {VERSION}); replay it with the syncbed version named in its header "
+            f"({header.get('syncbed')!r})"
+        )
+    sha = hashlib.sha256()
+    sha.update((lines[0] + "\n").encode("ascii"))
+    events: list[dict] = []
+    last_t = 0
+    for n, line in enumerate(lines[1:], start=2):
+        obj = parse(n, line)
+        if obj.get("end") is True:
+            if n != len(lines):
+                raise TraceError(f"trace file {path}, line {n}: end record before the last line; the file was spliced")
+            fp = sha.hexdigest()
+            if obj.get("events") != len(events) or obj.get("sha256") != fp:
+                raise TraceError(
+                    f"trace file {path}: the end record says {obj.get('events')} events with fingerprint "
+                    f"{obj.get('sha256')}, but the file holds {len(events)} events with fingerprint {fp}; "
+                    "it was edited or corrupted"
+                )
+            return Trace(header, events, fp)
+        if tuple(sorted(obj)) != EVENT_KEYS:
+            raise TraceError(
+                f"trace file {path}, line {n}: an event needs exactly the keys {', '.join(EVENT_KEYS)}; "
+                f"found {', '.join(sorted(obj))}"
+            )
+        if obj["seq"] != len(events) + 1:
+            raise TraceError(
+                f"trace file {path}, line {n}: event sequence number {obj['seq']!r} where {len(events) + 1} "
+                "was expected; lines are missing or out of order"
+            )
+        t = obj["t"]
+        if not isinstance(t, int) or t < last_t:
+            raise TraceError(f"trace file {path}, line {n}: virtual time {t!r} goes backwards (previous {last_t})")
+        last_t = t
+        sha.update((line + "\n").encode("ascii"))
+        events.append(obj)
+    raise TraceError(f"trace file {path}: truncated after line {len(lines)}: the end record is missing; {fix}")
