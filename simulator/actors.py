@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 __all__ = ["Actor"]
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class Actor:
     serves_in_task = False
 
@@ -159,9 +165,10 @@ class Actor:
                                 network, ex, request = self._inbox.popleft()
                                 nursery.start_soon(self._serve, network, ex, request, generation)
                             await waiter.wait()
-            except Exception as exc:
+            except Exception as group:
                 # An exception escaping the actor's own tasks is a process
                 # death, as in production: record it and crash.
+                exc = _first_leaf(group)
                 self.record("actor.error", {"where": "run", "error": f"{type(exc).__name__}: {exc}"})
                 if generation == self.generation and self.state == "running":
                     self.sim.crash(self, reason=f"unhandled {type(exc).__name__}")

@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 PPM = 1_000_000
+_MICRO = Decimal("0.000001")
+ZERO = Decimal("0.000000")
 WINDOW_KINDS = ("partition", "hold", "outage", "slow", "crash")
 
 
@@ -83,8 +85,11 @@ class ProfileError(ValueError):
 # ------------------------------------------------------------------ values
 
 
-def _rate(value: Any, where: str) -> int:
-    """A probability as integer parts per million (canonical, no floats)."""
+def _rate(value: Any, where: str = "rate") -> Decimal:
+    """A probability as a Decimal with at most six places (canonical, no
+    floats in the trace). Accepts 0.02, "0.02", "2%", Decimal, and 0 or 1."""
+    if isinstance(value, Decimal):
+        value = str(value)
     if isinstance(value, bool):
         raise ProfileError(f"{where}: {value!r} is not a probability; give a number from 0 to 1 or a percentage like '2%'")
     try:
@@ -102,11 +107,20 @@ def _rate(value: Any, where: str) -> int:
         ) from None
     if not 0 <= d <= 1:
         raise ProfileError(f"{where}: {value!r} is outside 0..1; a probability of 2% is written 0.02 or '2%'")
-    return int((d * PPM).to_integral_value())
+    return d.quantize(_MICRO)
 
 
-def _rate_out(ppm: int) -> str:
-    return format((Decimal(ppm) / PPM).normalize(), "f")
+def _rate_or_none(value: Any) -> Decimal | None:
+    return None if value is None else _rate(value)
+
+
+def _rate_out(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")
+
+
+def ppm(n: int) -> Decimal:
+    """A probability of `n` in a million (for profiles built in code)."""
+    return (Decimal(n) / PPM).quantize(_MICRO)
 
 
 def _duration(value: Any, where: str, *, signed: bool = False) -> int:
@@ -143,11 +157,11 @@ class LinkRule:
     src: str = "*"
     dst: str = "*"
     latency: LatencyModel | None = None
-    request_loss: int | None = None  # ppm
-    response_loss: int | None = None
-    duplicate: int | None = None
+    request_loss: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
+    response_loss: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
+    duplicate: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
     duplicate_delay: int | None = None  # us
-    reorder: int | None = None
+    reorder: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
     reorder_delay: int | None = None
 
     KEYS = ("src", "dst", "latency", "request_loss", "response_loss", "duplicate", "duplicate_delay", "reorder", "reorder_delay")
@@ -272,14 +286,14 @@ class Window:
 class SystemFaults:
     """Vendor-level faults for one system; the fake decides their shape."""
 
-    error_5xx: int = 0  # ppm of requests answered 500/502/503
+    error_5xx: Decimal = attrs.field(default=ZERO, converter=_rate)  # requests answered 5xx
     rate_limit: int | None = None  # requests allowed per window
     rate_limit_window: int = SECOND
-    slow: int = 0  # ppm of responses delayed past a client's timeout
+    slow: Decimal = attrs.field(default=ZERO, converter=_rate)  # responses delayed past a client's timeout
     slow_delay: int = 60 * SECOND
-    conflict: int = 0  # ppm of writes that find the record changed underneath
-    webhook_duplicate: int = 0
-    webhook_reorder: int = 0
+    conflict: Decimal = attrs.field(default=ZERO, converter=_rate)  # writes finding the record changed underneath
+    webhook_duplicate: Decimal = attrs.field(default=ZERO, converter=_rate)
+    webhook_reorder: Decimal = attrs.field(default=ZERO, converter=_rate)
     webhook_delay: int = 0  # us, max extra delay of a webhook
     feed_retention: int | None = None  # us, override of the vendor's retention
     schema_drift_at: int | None = None  # us, when the new API version ships
@@ -326,7 +340,8 @@ class SystemFaults:
         return out
 
     def rate(self, key: str) -> float:
-        return getattr(self, key) / PPM
+        """A rate as a float, for comparing with ``rng.random()``."""
+        return float(getattr(self, key))
 
 
 @attrs.frozen
@@ -423,7 +438,7 @@ class ChaosProfile:
                 for key in LinkRule.KEYS[2:]:
                     v = getattr(rule, key)
                     if v is not None:
-                        merged[key] = v / PPM if key in LinkRule.RATES else v
+                        merged[key] = float(v) if key in LinkRule.RATES else v
         return LinkFaults(**merged)
 
     def system(self, name: str) -> SystemFaults:
@@ -461,10 +476,10 @@ def _builtins() -> dict[str, ChaosProfile]:
             links=(
                 LinkRule(
                     latency=typical,
-                    request_loss=5_000,
-                    response_loss=5_000,
-                    duplicate=5_000,
-                    reorder=10_000,
+                    request_loss="0.5%",
+                    response_loss="0.5%",
+                    duplicate="0.5%",
+                    reorder="1%",
                 ),
             ),
         ),
@@ -474,10 +489,10 @@ def _builtins() -> dict[str, ChaosProfile]:
             links=(
                 LinkRule(
                     latency=LogNormal(median_us=80_000, sigma_milli=900, cap_us=20 * SECOND),
-                    request_loss=30_000,
-                    response_loss=30_000,
-                    duplicate=20_000,
-                    reorder=50_000,
+                    request_loss="3%",
+                    response_loss="3%",
+                    duplicate="2%",
+                    reorder="5%",
                     reorder_delay=5 * SECOND,
                 ),
             ),
@@ -527,20 +542,20 @@ def swarm_profile(seed: int, horizon_us: int, systems: list[str], core: str = "c
     def on() -> bool:
         return rng.random() < 0.5
 
-    def ppm(lo: int, hi: int) -> int:
-        return rng.randint(lo, hi)
+    def rate(lo: int, hi: int) -> Decimal:
+        return ppm(rng.randint(lo, hi))
 
     link: dict[str, Any] = {
         "latency": LogNormal(rng.randint(5, 150) * 1000, rng.randint(200, 1200), rng.randint(2, 30) * SECOND)
     }
     if on():
-        link["request_loss"] = ppm(1_000, 40_000)
+        link["request_loss"] = rate(1_000, 40_000)
     if on():
-        link["response_loss"] = ppm(1_000, 40_000)
+        link["response_loss"] = rate(1_000, 40_000)
     if on():
-        link["duplicate"] = ppm(1_000, 30_000)
+        link["duplicate"] = rate(1_000, 30_000)
     if on():
-        link["reorder"] = ppm(5_000, 80_000)
+        link["reorder"] = rate(5_000, 80_000)
         link["reorder_delay"] = rng.randint(1, 10) * SECOND
     windows: list[Window] = []
     span = max(horizon_us, HOUR)
@@ -564,15 +579,15 @@ def swarm_profile(seed: int, horizon_us: int, systems: list[str], core: str = "c
     for name in systems:
         kw: dict[str, Any] = {}
         if on():
-            kw["error_5xx"] = ppm(1_000, 50_000)
+            kw["error_5xx"] = rate(1_000, 50_000)
         if on():
             kw["rate_limit"] = rng.randint(2, 20)
         if on():
-            kw["webhook_duplicate"] = ppm(10_000, 200_000)
-            kw["webhook_reorder"] = ppm(10_000, 200_000)
+            kw["webhook_duplicate"] = rate(10_000, 200_000)
+            kw["webhook_reorder"] = rate(10_000, 200_000)
             kw["webhook_delay"] = rng.randint(1, 60) * SECOND
         if on():
-            kw["conflict"] = ppm(1_000, 30_000)
+            kw["conflict"] = rate(1_000, 30_000)
         if kw:
             sys_faults.append((name, SystemFaults(**kw)))
     process = ProcessFaults()

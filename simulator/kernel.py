@@ -286,8 +286,8 @@ class Kernel:
             raise RuntimeError("another task is already driving this world's clock")
         if stop_at is not None and stop_at < self.now_us:
             raise ValueError(f"cannot run until {stop_at}us: the clock is already at {self.now_us}us")
-        # Let every task that is runnable now settle before time can move.
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        # No need to let other tasks settle first: trio only consults the
+        # clock (and so the kernel) once no task at all is runnable.
         self._controller = _Controller(trio.lowlevel.current_task(), stop_at, budget, quiet)
 
         def abort(_):

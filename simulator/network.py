@@ -84,7 +84,7 @@ def _pair_matches(between: tuple[str, str], a: str, b: str) -> bool:
 
 
 class _Exchange:
-    __slots__ = ("id", "src", "dst", "method", "path", "query", "headers", "body", "on_reply", "done", "timer", "corr", "cause", "sent")
+    __slots__ = ("id", "src", "dst", "method", "path", "query", "headers", "body", "first_copy", "on_reply", "done", "timer", "corr", "cause", "sent")
 
     def __init__(self, mid, src, dst, request: Request, body: str, on_reply, sent: int) -> None:
         self.id = mid
@@ -95,6 +95,10 @@ class _Exchange:
         self.query = dict(request.query)
         self.headers = dict(request.headers)
         self.body = body
+        # Decoded at send time so a body that is not JSON data fails in the
+        # sender's code, not later inside a kernel event; the first delivery
+        # uses this copy, a duplicate decodes its own.
+        self.first_copy = decode_body(body)
         self.on_reply = on_reply
         self.done = False
         self.timer = None
@@ -269,7 +273,8 @@ class Network:
                 back = self._link(ex.dst, ex.src)
                 self._kernel.call_later(back.faults.latency.sample(back.lat), self._deliver_refusal, ex)
             return
-        request = Request(ex.method, ex.path, dict(ex.query), dict(ex.headers), decode_body(ex.body))
+        body = ex.first_copy if copy == 0 else decode_body(ex.body)
+        request = Request(ex.method, ex.path, dict(ex.query), dict(ex.headers), body)
         data = {
             "msg": ex.id,
             "method": ex.method,
@@ -313,7 +318,7 @@ class Network:
                 trace.record("fault.slow", dict(self._note(ex), extra_us=w.delay), src=ex.dst, dst=ex.src, corr=ex.corr)
                 break
         slow = link.callee.slow
-        if slow and link.slow.random() * 1_000_000 < slow:
+        if slow and link.slow.random() < float(slow):
             extra = link.callee.slow_delay
             arrive += extra
             trace.record("fault.slow", dict(self._note(ex), extra_us=extra), src=ex.dst, dst=ex.src, corr=ex.corr)
