@@ -39,15 +39,19 @@ from .messages import (
     Request,
     RequestTimeout,
     Response,
+    _trusted_request,
+    _trusted_response,
     decode_body,
     encode_body,
 )
+from .trace import quote
 
 __all__ = ["Network", "DEFAULT_TIMEOUT_US"]
 
 DEFAULT_TIMEOUT_US = 30 * SECOND
 
 ReplyCallback = Callable[[Any], None]  # receives a Response or a NetworkError
+_WAITING_TASK: ReplyCallback = lambda result: None  # marker: Exchange.task gets the reply
 
 
 class _Link:
@@ -58,8 +62,6 @@ class _Link:
     def __init__(self, src: str, dst: str, chaos: ChaosProfile, streams, windows) -> None:
         self.src = src
         self.dst = dst
-        self.faults = chaos.link_faults(src, dst)
-        self.callee = chaos.system(dst)
         name = f"net.{src}->{dst}."
         self.lat = streams.rng(name + "latency")
         self.req_loss = streams.rng(name + "request_loss")
@@ -67,6 +69,15 @@ class _Link:
         self.dup = streams.rng(name + "duplicate")
         self.reorder = streams.rng(name + "reorder")
         self.slow = streams.rng(name + "slow")
+        self.refresh(chaos, windows)
+
+    def refresh(self, chaos: ChaosProfile, windows) -> None:
+        """Re-read the faults in force (after an injection or a heal); the
+        random streams stay where they are. Exchanges in flight hold their
+        links, so they see the change too."""
+        src, dst = self.src, self.dst
+        self.faults = chaos.link_faults(src, dst)
+        self.callee = chaos.system(dst)
         self.partitions = [w for w in windows if w.kind == "partition" and _pair_matches(w.between, src, dst)]
         self.holds = [
             w
@@ -84,7 +95,10 @@ def _pair_matches(between: tuple[str, str], a: str, b: str) -> bool:
 
 
 class _Exchange:
-    __slots__ = ("id", "src", "dst", "method", "path", "query", "headers", "body", "first_copy", "on_reply", "done", "timer", "corr", "cause", "sent")
+    __slots__ = (
+        "id", "src", "dst", "method", "path", "query", "headers", "body", "first_copy",
+        "on_reply", "task", "network", "link", "back", "done", "timer", "corr", "cause", "sent", "head",
+    )
 
     def __init__(self, mid, src, dst, request: Request, body: str, on_reply, sent: int) -> None:
         self.id = mid
@@ -100,11 +114,36 @@ class _Exchange:
         # uses this copy, a duplicate decodes its own.
         self.first_copy = decode_body(body)
         self.on_reply = on_reply
+        self.task = None  # a trio task waiting in Network.request
+        self.network = None
+        self.link = None  # src->dst and dst->src, resolved once
+        self.back = None
         self.done = False
         self.timer = None
         self.corr = self.headers.get("x-correlation-id")
         self.cause = self.headers.get("x-causation-id")
         self.sent = sent
+        # The request's trace payload after "body", in canonical JSON.
+        self.head = (
+            f'"headers":{encode_body(self.headers) if self.headers else "{}"},"method":{quote(self.method)},'
+            f'"msg":"{mid}","path":{quote(self.path)},"query":{encode_body(self.query) if self.query else "{}"},'
+            f'"sent":{sent}}}'
+        )
+
+    def abandon(self, _raise_cancel) -> trio.lowlevel.Abort:
+        # trio's abort callback when the waiting task is cancelled. Flags
+        # only: trio may abort simultaneous waiters in id() order.
+        if not self.done:
+            self.done = True
+            self.timer.cancel()
+            self.network.in_flight -= 1
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def reply_to_caller(self, kernel, result) -> None:
+        if self.task is not None:
+            kernel.wake(self.task, result)
+        else:
+            self.on_reply(result)
 
 
 class Network:
@@ -136,7 +175,7 @@ class Network:
         if window.kind not in ("partition", "hold", "slow"):
             raise ValueError(f"the network handles partition, hold and slow windows, not {window.kind!r}")
         self._windows.append(window)
-        self._links.clear()  # resolved links cache their windows
+        self._refresh_links()
         self._trace.record("chaos.inject", window.to_dict())
 
     def heal(self) -> None:
@@ -150,8 +189,12 @@ class Network:
                 type(rule)(src=rule.src, dst=rule.dst, latency=rule.latency) for rule in self._chaos.links
             ),
         )
-        self._links.clear()
+        self._refresh_links()
         self._trace.record("chaos.heal", {"scope": "network"})
+
+    def _refresh_links(self) -> None:
+        for key in sorted(self._links):
+            self._links[key].refresh(self._chaos, self._windows)
 
     def _link(self, src: str, dst: str) -> _Link:
         try:
@@ -178,12 +221,15 @@ class Network:
         self._next_id += 1
         now = self._kernel.now_us
         ex = _Exchange(f"m{self._next_id}", src, dst, request, encode_body(request.json), on_reply, now)
+        ex.network = self
+        ex.link = self._link(src, dst)
+        ex.back = self._link(dst, src)
         if on_reply is not None:
             self.in_flight += 1
             ex.timer = self._kernel.call_later(
                 self.default_timeout_us if timeout_us is None else timeout_us, self._on_timeout, ex
             )
-        self._transmit_request(ex, self._link(src, dst), now)
+        self._transmit_request(ex, ex.link, now)
         return ex
 
     def post(self, src: str, dst: str, request: Request) -> str:
@@ -194,23 +240,9 @@ class Network:
         """Send from a trio task and wait; raises RequestTimeout or
         ConnectionRefused. Cancellation (``trio.move_on_after``) is safe: the
         exchange is abandoned and a late response is recorded and dropped."""
-        kernel = self._kernel
-        task = trio.lowlevel.current_task()
-
-        def on_reply(result) -> None:
-            kernel.wake(task, result)
-
-        ex = self._start(src, dst, request, on_reply, timeout_us)
-
-        def abort(_):
-            # Flags only: trio may abort simultaneous waiters in id() order.
-            if not ex.done:
-                ex.done = True
-                self.in_flight -= 1
-                ex.timer.cancel()
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        result = await trio.lowlevel.wait_task_rescheduled(abort)
+        ex = self._start(src, dst, request, _WAITING_TASK, timeout_us)
+        ex.task = trio.lowlevel.current_task()
+        result = await trio.lowlevel.wait_task_rescheduled(ex.abandon)
         if isinstance(result, NetworkError):
             raise result
         return result
@@ -261,7 +293,7 @@ class Network:
 
     def _deliver_request(self, ex: _Exchange, copy: int) -> None:
         now = self._kernel.now_us
-        link = self._link(ex.src, ex.dst)
+        link = ex.link
         trace = self._trace
         if link.partitions and self._partitioned(link, now):
             trace.record("fault.partition", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
@@ -270,30 +302,23 @@ class Network:
         if endpoint is None or not endpoint.running:
             trace.record("net.refused", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
             if ex.on_reply is not None:
-                back = self._link(ex.dst, ex.src)
+                back = ex.back
                 self._kernel.call_later(back.faults.latency.sample(back.lat), self._deliver_refusal, ex)
             return
-        body = ex.first_copy if copy == 0 else decode_body(ex.body)
-        request = Request(ex.method, ex.path, dict(ex.query), dict(ex.headers), body)
-        data = {
-            "msg": ex.id,
-            "method": ex.method,
-            "path": ex.path,
-            "query": ex.query,
-            "headers": ex.headers,
-            "body": request.json,
-            "sent": ex.sent,
-        }
         if copy:
-            data["copy"] = copy
-        trace.record("net.request", data, src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
-        endpoint._accept(self, ex, request)
+            body = decode_body(ex.body)
+            data = f'{{"body":{ex.body},"copy":{copy},{ex.head}'
+        else:
+            body = ex.first_copy
+            data = f'{{"body":{ex.body},{ex.head}'
+        trace.record_encoded("net.request", data, ex.src, ex.dst, ex.corr, ex.cause)
+        endpoint._accept(self, ex, _trusted_request(ex.method, ex.path, dict(ex.query), dict(ex.headers), body))
 
     def reply(self, ex: _Exchange, response: Response) -> None:
         """The callee's answer to `ex` (called by the endpoint)."""
         if ex.on_reply is None:
             return  # a one-way post: nothing travels back
-        link = self._link(ex.src, ex.dst)
+        link = ex.link
         f = link.faults
         now = self._kernel.now_us
         trace = self._trace
@@ -307,7 +332,7 @@ class Network:
                 cause=ex.cause,
             )
             return
-        back = self._link(ex.dst, ex.src)
+        back = ex.back
         if back.partitions and self._partitioned(back, now):
             trace.record("fault.partition", self._note(ex), src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
             return
@@ -329,22 +354,21 @@ class Network:
         )
 
     def _deliver_response(self, ex: _Exchange, status: int, headers: dict, body: str) -> None:
-        back = self._link(ex.dst, ex.src)
+        back = ex.back
         trace = self._trace
         if back.partitions and self._partitioned(back, self._kernel.now_us):
             trace.record("fault.partition", self._note(ex), src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
             return
-        response = Response(status, decode_body(body), headers)
-        data = {"msg": ex.id, "status": status, "headers": headers, "body": response.json, "sent": ex.sent}
+        tail = f'"headers":{encode_body(headers) if headers else "{}"},"msg":"{ex.id}","sent":{ex.sent},"status":{status}}}'
         if ex.done:
-            data["dropped"] = "caller no longer waiting"
-            trace.record("net.response", data, src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
+            data = f'{{"body":{body},"dropped":"caller no longer waiting",{tail}'
+            trace.record_encoded("net.response", data, ex.dst, ex.src, ex.corr, ex.cause)
             return
         ex.done = True
         self.in_flight -= 1
         ex.timer.cancel()
-        trace.record("net.response", data, src=ex.dst, dst=ex.src, corr=ex.corr, cause=ex.cause)
-        ex.on_reply(response)
+        trace.record_encoded("net.response", f'{{"body":{body},{tail}', ex.dst, ex.src, ex.corr, ex.cause)
+        ex.reply_to_caller(self._kernel, _trusted_response(status, decode_body(body), headers))
 
     def _deliver_refusal(self, ex: _Exchange) -> None:
         if ex.done:
@@ -352,8 +376,9 @@ class Network:
         ex.done = True
         self.in_flight -= 1
         ex.timer.cancel()
-        ex.on_reply(
-            ConnectionRefused(f"{ex.dst} refused {ex.method} {ex.path}: not running", src=ex.src, dst=ex.dst, msg_id=ex.id)
+        ex.reply_to_caller(
+            self._kernel,
+            ConnectionRefused(f"{ex.dst} refused {ex.method} {ex.path}: not running", src=ex.src, dst=ex.dst, msg_id=ex.id),
         )
 
     def _on_timeout(self, ex: _Exchange) -> None:
@@ -362,6 +387,7 @@ class Network:
         ex.done = True
         self.in_flight -= 1
         self._trace.record("net.timeout", self._note(ex), src=ex.src, dst=ex.dst, corr=ex.corr, cause=ex.cause)
-        ex.on_reply(
-            RequestTimeout(f"no response from {ex.dst} to {ex.method} {ex.path}", src=ex.src, dst=ex.dst, msg_id=ex.id)
+        ex.reply_to_caller(
+            self._kernel,
+            RequestTimeout(f"no response from {ex.dst} to {ex.method} {ex.path}", src=ex.src, dst=ex.dst, msg_id=ex.id),
         )
