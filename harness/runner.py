@@ -111,6 +111,7 @@ def format_report(report: dict) -> str:
         f"  virtual time  {report['virtual_seconds']} s   wall {report['wall_seconds']} s   events {report['events']}",
         f"  trace         sha256 {report['trace_sha256']}" + (f"  ({report['trace_file']})" if report["trace_file"] else ""),
     ]
+    lines.append("  chaos profile " + f"\n{'':16}".join(ChaosProfile.from_dict(report["chaos_profile"]).describe()))
     if report["faults"]:
         lines.append("  faults fired  " + ", ".join(f"{k[6:]} {v}" for k, v in report["faults"].items()))
     else:

@@ -450,6 +450,29 @@ class ChaosProfile:
     def windows_of(self, kind: str) -> tuple[Window, ...]:
         return tuple(w for w in self.windows if w.kind == kind)
 
+    def describe(self) -> list[str]:
+        """Short human lines saying which faults are on (a swarm draw printed)."""
+        out = []
+        for rule in self.links:
+            d = rule.to_dict()
+            bits = [f"{k} {v}" for k, v in d.items() if k not in ("src", "dst", "latency")]
+            lat = d.get("latency")
+            if lat:
+                bits.insert(0, "latency " + ",".join(f"{k}={v}" for k, v in lat.items() if k != "model") + f" ({lat['model']})")
+            out.append(f"link {rule.src}->{rule.dst}: " + ("; ".join(bits) if bits else "no faults"))
+        for w in self.windows:
+            who = ("->" if w.kind == "hold" else "<->").join(w.between) if w.between else w.target
+            extra = f" +{format_duration(w.delay)}" if w.delay else ""
+            out.append(f"window {w.kind} {who}{extra} from {format_duration(w.start)} to {format_duration(w.end)}")
+        for name, sf in self.systems:
+            out.append(f"system {name}: " + "; ".join(f"{k} {v}" for k, v in sf.to_dict().items()))
+        if self.process.crash_every is not None:
+            out.append(
+                f"process: crash {', '.join(self.process.actors)} every ~{format_duration(self.process.crash_every)}, "
+                f"restart after {format_duration(self.process.restart_after)}"
+            )
+        return out or ["no faults"]
+
     def size(self) -> int:
         """How many fault settings are on: what shrinking minimises."""
         n = len(self.windows)
