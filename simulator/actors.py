@@ -37,7 +37,22 @@ from .messages import Request, Response
 if TYPE_CHECKING:
     from .simulation import Simulation
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "Delayed"]
+
+
+class Delayed:
+    """What a synchronous `handle` returns to answer after a service time.
+
+    The effect happens at once (the handler already ran); the response
+    leaves `delay_us` later -- unless the actor crashes first, in which case
+    it never leaves: a committed write whose caller hears nothing.
+    """
+
+    __slots__ = ("response", "delay_us")
+
+    def __init__(self, response: Response, delay_us: int) -> None:
+        self.response = response
+        self.delay_us = delay_us
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
@@ -82,6 +97,11 @@ class Actor:
 
     def on_start(self) -> None:
         """Called after every start and restart, volatile state fresh."""
+
+    def inject(self, window) -> None:
+        """A fault window aimed at this actor (an outage, say) while the
+        world runs; actors that model such faults override this."""
+        raise ValueError(f"actor {self.name} does not model {window.kind!r} windows")
 
     # ------------------------------------------------- helpers
 
@@ -183,7 +203,10 @@ class Actor:
             response = self.handle(request)
         except Exception as exc:
             response = self._internal_error(request, exc)
-        network.reply(ex, response)
+        if type(response) is Delayed:
+            self.call_later(response.delay_us, network.reply, ex, response.response)
+        else:
+            network.reply(ex, response)
 
     async def _serve(self, network, ex, request: Request, generation: int) -> None:
         try:

@@ -33,7 +33,7 @@ def load_zone(name: str) -> tzinfo:
     try:
         with res.open("rb") as fh:
             return ZoneInfo.from_file(fh, key=name)
-    except (FileNotFoundError, IsADirectoryError, ValueError):
+    except (OSError, ValueError):
         raise ValueError(f"time zone {name!r} is not in the tz database; use an IANA name like 'America/New_York'") from None
 
 

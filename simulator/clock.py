@@ -60,7 +60,8 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(us: int) -> str:
-    """Microseconds -> the shortest exact ``parse_duration`` text."""
+    """Microseconds -> exact ``parse_duration`` text, largest unit first
+    (90 s is "1m30s")."""
     if us == 0:
         return "0s"
     sign = "-" if us < 0 else ""

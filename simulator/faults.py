@@ -105,9 +105,12 @@ def _rate(value: Any, where: str = "rate") -> Decimal:
         raise ProfileError(
             f"{where}: {value!r} is not a probability; give a number from 0 to 1 or a percentage like '2%'"
         ) from None
-    if not 0 <= d <= 1:
+    if not d.is_finite() or not 0 <= d <= 1:
         raise ProfileError(f"{where}: {value!r} is outside 0..1; a probability of 2% is written 0.02 or '2%'")
-    return d.quantize(_MICRO)
+    q = d.quantize(_MICRO)
+    if q != d:
+        raise ProfileError(f"{where}: {value!r} is finer than one in a million; round it to six decimal places")
+    return q
 
 
 def _rate_or_none(value: Any) -> Decimal | None:
@@ -289,6 +292,7 @@ class SystemFaults:
     error_5xx: Decimal = attrs.field(default=ZERO, converter=_rate)  # requests answered 5xx
     rate_limit: int | None = None  # requests allowed per window
     rate_limit_window: int = SECOND
+    concurrency_limit: int | None = None  # requests in service at once
     slow: Decimal = attrs.field(default=ZERO, converter=_rate)  # responses delayed past a client's timeout
     slow_delay: int = 60 * SECOND
     conflict: Decimal = attrs.field(default=ZERO, converter=_rate)  # writes finding the record changed underneath
@@ -301,7 +305,8 @@ class SystemFaults:
 
     RATES = ("error_5xx", "slow", "conflict", "webhook_duplicate", "webhook_reorder")
     DURATIONS = ("rate_limit_window", "slow_delay", "webhook_delay", "feed_retention", "schema_drift_at")
-    KEYS = RATES + DURATIONS + ("rate_limit", "clock_skew")
+    KEYS = RATES + DURATIONS + ("rate_limit", "concurrency_limit", "clock_skew")
+    SHAPING = ("rate_limit_window", "slow_delay")
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> SystemFaults:
@@ -315,11 +320,12 @@ class SystemFaults:
                 kw[key] = _duration(d[key], f"{where}.{key}")
         if "clock_skew" in d:
             kw["clock_skew"] = _duration(d["clock_skew"], f"{where}.clock_skew", signed=True)
-        if "rate_limit" in d:
-            v = d["rate_limit"]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ProfileError(f"{where}.rate_limit: {v!r} is not a request count; give a whole number >= 1")
-            kw["rate_limit"] = v
+        for key in ("rate_limit", "concurrency_limit"):
+            if key in d:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise ProfileError(f"{where}.{key}: {v!r} is not a request count; give a whole number >= 1")
+                kw[key] = v
         return cls(**kw)
 
     def to_dict(self) -> dict:
@@ -331,7 +337,7 @@ class SystemFaults:
                 continue
             if key in self.RATES:
                 out[key] = _rate_out(v)
-            elif key == "rate_limit":
+            elif key in ("rate_limit", "concurrency_limit"):
                 out[key] = v
             elif key == "clock_skew":
                 out[key] = ("-" if v < 0 else "") + format_duration(abs(v))
@@ -474,12 +480,14 @@ class ChaosProfile:
         return out or ["no faults"]
 
     def size(self) -> int:
-        """How many fault settings are on: what shrinking minimises."""
+        """How many faults are on: what shrinking minimises. Settings that
+        only shape another fault (a rate-limit window, a slow delay) do not
+        count on their own."""
         n = len(self.windows)
         for rule in self.links:
             n += sum(1 for k in LinkRule.RATES if getattr(rule, k))
         for _, sf in self.systems:
-            n += len(sf.to_dict())
+            n += len([k for k in sf.to_dict() if k not in SystemFaults.SHAPING])
         if self.process.crash_every is not None:
             n += 1
         return n
@@ -533,6 +541,8 @@ def load_profile(spec: str) -> ChaosProfile:
     builtins = _builtins()
     if spec in builtins:
         return builtins[spec]
+    if spec == "swarm":
+        raise ProfileError("chaos profile 'swarm' is drawn per seed: build it with swarm_profile(seed, ...)")
     path = Path(spec)
     if path.suffix not in (".toml", ".json"):
         raise ProfileError(
@@ -605,6 +615,8 @@ def swarm_profile(seed: int, horizon_us: int, systems: list[str], core: str = "c
             kw["error_5xx"] = rate(1_000, 50_000)
         if on():
             kw["rate_limit"] = rng.randint(2, 20)
+        if on():
+            kw["concurrency_limit"] = rng.randint(1, 5)
         if on():
             kw["webhook_duplicate"] = rate(10_000, 200_000)
             kw["webhook_reorder"] = rate(10_000, 200_000)

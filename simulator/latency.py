@@ -115,7 +115,7 @@ def latency_from_dict(spec: object, where: str) -> LatencyModel:
             raise ValueError(f"{where}.sigma: {sigma!r} is not a number; give e.g. 0.5")
         try:
             sigma_milli = round(float(sigma) * 1000)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"{where}.sigma: {sigma!r} is not a number; give e.g. 0.5") from None
         if not 0 <= sigma_milli <= 5000:
             raise ValueError(f"{where}.sigma: {sigma} is outside 0..5")

@@ -159,7 +159,11 @@ class Simulation:
             self._fault_timers.append(self.kernel.call_at(max(window.start, self.now_us), self._crash_fault, window.target, "injected"))
             self._fault_timers.append(self.kernel.call_at(max(window.end, self.now_us), self._restart_fault, window.target))
         else:
-            raise ValueError(f"the kernel does not act on {window.kind!r} windows; the fake systems do")
+            target = self.actors.get(window.target)
+            if target is None:
+                raise ValueError(f"cannot inject a {window.kind} window: no actor named {window.target!r}")
+            self.trace.record("chaos.inject", window.to_dict())
+            target.inject(window)
 
     def heal(self) -> None:
         """Stop every fault from now on (the harness's liveness phase):

@@ -71,6 +71,23 @@ def _q(value: str | None) -> str:
         return q
 
 
+def check_json_data(obj: Any, where: str = "trace data") -> None:
+    """Refuse what would make a line non-canonical: floats (their text is
+    not portable money) and non-string keys (sorted as numbers, written as
+    strings, so the order would not survive a round trip)."""
+    t = type(obj)
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str:
+                raise TypeError(f"{where}: key {k!r} is not a string; trace keys must be strings")
+            check_json_data(v, where)
+    elif t is list or t is tuple:
+        for v in obj:
+            check_json_data(v, where)
+    elif t is float:
+        raise TypeError(f"{where}: float {obj!r}; numbers in a trace are integers, money is a decimal string")
+
+
 def canonical_json(obj: Any) -> str:
     """The one encoding used for traces and fingerprints."""
     return _encode(obj)
@@ -94,6 +111,7 @@ class TraceRecorder:
         self.kind_counts: dict[str, int] = {}
         self.closed = False
         self.header = dict(header, format=FORMAT, version=VERSION)
+        check_json_data(self.header, "trace header")
         self._write(_encode(self.header))
 
     def _write(self, line: str) -> None:
@@ -115,7 +133,10 @@ class TraceRecorder:
         cause: str | None = None,
     ) -> int:
         """Append one event at the current virtual time; returns its seq."""
-        return self.record_encoded(kind, _encode(data) if data else "{}", src, dst, corr, cause)
+        if not data:
+            return self.record_encoded(kind, "{}", src, dst, corr, cause)
+        check_json_data(data, f"trace event {kind}")
+        return self.record_encoded(kind, _encode(data), src, dst, corr, cause)
 
     def record_encoded(
         self,
