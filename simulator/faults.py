@@ -121,6 +121,19 @@ def _rate_out(rate: Decimal) -> str:
     return format(rate.normalize(), "f")
 
 
+def _us(value: Any) -> int | None:
+    """Durations built in code: microseconds (int) or text like '10s'."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return _duration(value, "duration")
+
+
+def _signed_us(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _duration(value, "duration", signed=True)
+
+
 def ppm(n: int) -> Decimal:
     """A probability of `n` in a million (for profiles built in code)."""
     return (Decimal(n) / PPM).quantize(_MICRO)
@@ -163,9 +176,9 @@ class LinkRule:
     request_loss: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
     response_loss: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
     duplicate: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
-    duplicate_delay: int | None = None  # us
+    duplicate_delay: int | None = attrs.field(default=None, converter=_us)  # us
     reorder: Decimal | None = attrs.field(default=None, converter=_rate_or_none)
-    reorder_delay: int | None = None
+    reorder_delay: int | None = attrs.field(default=None, converter=_us)
 
     KEYS = ("src", "dst", "latency", "request_loss", "response_loss", "duplicate", "duplicate_delay", "reorder", "reorder_delay")
     RATES = ("request_loss", "response_loss", "duplicate", "reorder")
@@ -291,17 +304,17 @@ class SystemFaults:
 
     error_5xx: Decimal = attrs.field(default=ZERO, converter=_rate)  # requests answered 5xx
     rate_limit: int | None = None  # requests allowed per window
-    rate_limit_window: int = SECOND
+    rate_limit_window: int = attrs.field(default=SECOND, converter=_us)
     concurrency_limit: int | None = None  # requests in service at once
     slow: Decimal = attrs.field(default=ZERO, converter=_rate)  # responses delayed past a client's timeout
-    slow_delay: int = 60 * SECOND
+    slow_delay: int = attrs.field(default=60 * SECOND, converter=_us)
     conflict: Decimal = attrs.field(default=ZERO, converter=_rate)  # writes finding the record changed underneath
     webhook_duplicate: Decimal = attrs.field(default=ZERO, converter=_rate)
     webhook_reorder: Decimal = attrs.field(default=ZERO, converter=_rate)
-    webhook_delay: int = 0  # us, max extra delay of a webhook
-    feed_retention: int | None = None  # us, override of the vendor's retention
-    schema_drift_at: int | None = None  # us, when the new API version ships
-    clock_skew: int = 0  # us, signed
+    webhook_delay: int = attrs.field(default=0, converter=_us)  # max extra delay of a webhook
+    feed_retention: int | None = attrs.field(default=None, converter=_us)  # override of the vendor's retention
+    schema_drift_at: int | None = attrs.field(default=None, converter=_us)  # when the new API version ships
+    clock_skew: int = attrs.field(default=0, converter=_signed_us)
 
     RATES = ("error_5xx", "slow", "conflict", "webhook_duplicate", "webhook_reorder")
     DURATIONS = ("rate_limit_window", "slow_delay", "webhook_delay", "feed_retention", "schema_drift_at")
