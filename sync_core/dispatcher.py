@@ -1,0 +1,271 @@
+"""The dispatcher: performs outbox messages against the vendors, reliably.
+
+For each vendor system it keeps at most `limits[system]` operations in
+flight (vendors cap concurrency per account, and a core that ignores that
+only earns more 429s), a circuit breaker that stops calling a vendor that
+keeps failing and probes it again after a cool-down, and the retry policy:
+backoff with seeded jitter, Retry-After honoured, business refusals to the
+exception queues, the hopeless to the dead-letter queue.
+
+An attempt is counted in the store *before* the call goes out, so after a
+crash the operation knows a previous attempt may have reached the vendor
+(``ctx.attempt > 1``) and must check before repeating a non-idempotent
+call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import trio
+
+from .outbox import Outbox, system_of
+from .ports import Environment, HttpResponse, Transaction, TransportError
+from .retry import BusinessException, RetryLater, RetryPolicy
+
+__all__ = ["Operation", "OpContext", "Dispatcher", "CircuitBreaker", "now_us"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us(env: Environment) -> int:
+    """Business time as integer microseconds since 1970 (exact)."""
+    return (env.now() - _EPOCH) // timedelta(microseconds=1)
+
+
+@attrs.frozen
+class Operation:
+    """A named call to one vendor. `perform` does the HTTP work and returns
+    a JSON-able result; `on_success` records it (and enqueues what follows)
+    in the same transaction that completes the message."""
+
+    name: str
+    perform: Callable[[OpContext, dict], Awaitable[Any]]
+    on_success: Callable[[Transaction, dict, Any, int], None] | None = None
+    timeout: float = 120.0
+
+    @property
+    def system(self) -> str:
+        return system_of(self.name)
+
+
+class OpContext:
+    """What an operation sees: its vendor's client, the message, the attempt."""
+
+    def __init__(self, env: Environment, message: dict, attempt: int) -> None:
+        self.env = env
+        self.message = message
+        self.attempt = attempt
+        self.system = system_of(message["op"])
+        self.client = env.clients[self.system]
+        self.corr = message.get("corr")
+
+    @property
+    def maybe_done_before(self) -> bool:
+        """A previous attempt may have reached the vendor (a timeout, a crash)."""
+        return self.attempt > 1
+
+    async def call(self, method: str, path: str, *, json: Any = None, headers: dict | None = None, query: dict | None = None) -> HttpResponse:
+        h = {"x-causation-id": self.message["id"]}
+        if self.corr:
+            h["x-correlation-id"] = self.corr
+        h.update(headers or {})
+        try:
+            return await self.client.request(method, path, json=json, headers=h, query=query)
+        except TransportError as exc:
+            raise RetryLater(f"no answer from {self.system}: {exc}", ambiguous=True) from None
+
+
+@attrs.define
+class CircuitBreaker:
+    """Closed -> (threshold consecutive failures) -> open for a cool-down
+    -> half-open: one probe; success closes, failure reopens for longer."""
+
+    threshold: int = 5
+    cooldown_us: int = 30_000_000
+    max_cooldown_us: int = 300_000_000
+    failures: int = 0
+    open_until: int | None = None
+    current_cooldown: int = 0
+    probing: bool = False
+
+    def allowed_at(self, now: int) -> int | None:
+        """None if a call may go now, else when to look again."""
+        if self.open_until is None:
+            return None
+        if now < self.open_until:
+            return self.open_until
+        return None if not self.probing else math.inf  # half-open: one probe at a time
+
+    def on_start(self, now: int) -> None:
+        if self.open_until is not None and now >= self.open_until:
+            self.probing = True
+
+    def on_success(self) -> bool:
+        was_open = self.open_until is not None
+        self.failures = 0
+        self.open_until = None
+        self.current_cooldown = 0
+        self.probing = False
+        return was_open
+
+    def on_failure(self, now: int) -> bool:
+        """Returns True when this failure opened the breaker."""
+        self.failures += 1
+        if self.probing or (self.open_until is None and self.failures >= self.threshold):
+            self.current_cooldown = min(self.max_cooldown_us, max(self.cooldown_us, self.current_cooldown * 2))
+            self.open_until = now + self.current_cooldown
+            self.probing = False
+            return True
+        return False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        env: Environment,
+        operations: list[Operation],
+        *,
+        limits: dict[str, int] | None = None,
+        default_limit: int = 4,
+        policy: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.env = env
+        self.operations = {op.name: op for op in operations}
+        self.systems = sorted({op.system for op in operations})
+        self.limits = {s: (limits or {}).get(s, default_limit) for s in self.systems}
+        self.policy = policy
+        self.breakers = {s: CircuitBreaker() for s in self.systems}
+        self._in_flight = {s: 0 for s in self.systems}
+        self._running: set[str] = set()
+        self._wake = trio.Event()
+
+    # ------------------------------------------------------------ control
+
+    def wake(self) -> None:
+        """Something was enqueued or finished: look at the outbox again."""
+        self._wake.set()
+
+    def idle(self) -> bool:
+        """Nothing in flight and nothing ready (messages parked behind a
+        dead letter or an exception wait for a person, not for us)."""
+        if self._running:
+            return False
+        with self.env.store.transaction() as txn:
+            return next(txn.scan("ready", limit=1), None) is None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                self._wake = trio.Event()
+                next_due = self._dispatch(nursery)
+                wait = math.inf if next_due is None else max(0, next_due - now_us(self.env)) / 1_000_000
+                with trio.move_on_after(wait):
+                    await self._wake.wait()
+
+    def _dispatch(self, nursery: trio.Nursery) -> int | None:
+        """Start every ready, due message the limits allow; return when the
+        earliest waiting one falls due (None: only a wake will help)."""
+        now = now_us(self.env)
+        next_due: int | None = None
+        with self.env.store.transaction() as txn:
+            for system in self.systems:
+                free = self.limits[system] - self._in_flight[system]
+                if free <= 0:
+                    continue
+                breaker = self.breakers[system]
+                allowed_at = breaker.allowed_at(now)
+                if allowed_at is not None:
+                    if allowed_at != math.inf:
+                        next_due = allowed_at if next_due is None else min(next_due, allowed_at)
+                    continue
+                for message in Outbox.ready(txn, system, limit=free + self._in_flight[system]):
+                    if message["id"] in self._running:
+                        continue
+                    if message["due_us"] > now:
+                        next_due = message["due_us"] if next_due is None else min(next_due, message["due_us"])
+                        break
+                    breaker.on_start(now)
+                    self._running.add(message["id"])
+                    self._in_flight[system] += 1
+                    nursery.start_soon(self._execute, message)
+                    free -= 1
+                    if free == 0 or breaker.probing:
+                        break
+        return next_due
+
+    # ------------------------------------------------------------ one message
+
+    async def _execute(self, message: dict) -> None:
+        op = self.operations[message["op"]]
+        system = op.system
+        env = self.env
+        tracer = env.tracer
+        try:
+            with env.store.transaction() as txn:
+                current = Outbox.get(txn, message["id"])
+                current["attempts"] += 1
+                txn.put("msgs", current["id"], current)
+            message = current
+            ctx = OpContext(env, message, message["attempts"])
+            try:
+                with trio.fail_after(op.timeout):
+                    outcome: tuple = ("done", await op.perform(ctx, message["payload"]))
+            except RetryLater as exc:
+                outcome = ("retry", exc)
+            except BusinessException as exc:
+                outcome = ("exception", exc)
+            except trio.TooSlowError:
+                outcome = ("retry", RetryLater(f"{op.name} took longer than {op.timeout}s", ambiguous=True))
+            except Exception as exc:  # a bug in the operation: park it, do not loop
+                outcome = ("dead", f"{type(exc).__name__}: {exc}")
+            self._record(op, message, outcome)
+        finally:
+            self._running.discard(message["id"])
+            self._in_flight[system] -= 1
+            self.wake()
+
+    def _record(self, op: Operation, message: dict, outcome: tuple) -> None:
+        env = self.env
+        tracer = env.tracer
+        kind, value = outcome
+        now = now_us(env)
+        breaker = self.breakers[op.system]
+        corr = message.get("corr")
+        data = {"msg": message["id"], "op": op.name, "aggregate": message["aggregate"], "attempt": message["attempts"]}
+        with env.store.transaction() as txn:
+            if kind == "done":
+                Outbox.complete(txn, message, now)
+                if op.on_success is not None:
+                    op.on_success(txn, message, value, now)
+            elif kind == "retry":
+                if self.policy.exhausted(message["attempts"]):
+                    Outbox.dead_letter(txn, message, f"gave up after {message['attempts']} attempts: {value.reason}", now)
+                    kind = "dead"
+                else:
+                    delay = self.policy.delay(message["attempts"], env.random, value.after)
+                    Outbox.reschedule(txn, message, now + int(delay * 1_000_000), value.reason)
+                    data.update(reason=value.reason, retry_in_ms=int(delay * 1000), ambiguous=value.ambiguous)
+            elif kind == "exception":
+                Outbox.to_exception_queue(txn, message, value.domain, value.code, value.message, value.details, now)
+                data.update(domain=value.domain, code=value.code, reason=value.message)
+            else:
+                Outbox.dead_letter(txn, message, value, now)
+                data.update(reason=value)
+        if kind == "done":
+            if breaker.on_success():
+                tracer.event("core.breaker.closed", {"system": op.system}, corr=corr)
+            tracer.event("core.op.done", data, corr=corr, cause=message["id"])
+        elif kind == "retry":
+            if breaker.on_failure(now):
+                tracer.event("core.breaker.opened", {"system": op.system, "until_us": breaker.open_until}, corr=corr)
+            tracer.event("core.op.retry", data, corr=corr, cause=message["id"])
+        elif kind == "exception":
+            tracer.event("core.exception.opened", data, corr=corr, cause=message["id"])
+        else:
+            data.setdefault("reason", str(value) if not isinstance(value, RetryLater) else value.reason)
+            tracer.event("core.op.dead", data, corr=corr, cause=message["id"])

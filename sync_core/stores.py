@@ -1,0 +1,184 @@
+"""Durable stores: in-memory (for simulation speed) and SQLite (the real one).
+
+Both give the same semantics, and one shared test suite holds them to it:
+key-value tables of JSON values, synchronous transactions that commit on a
+normal exit and roll back on an exception (a crash of the core cancels its
+tasks, which unwinds every open transaction -- so uncommitted work is lost
+and committed work is kept, exactly as with a database).
+
+Values are stored as canonical JSON text, so a value read back is always a
+fresh copy: the core can never mutate committed state by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+__all__ = ["MemoryStore", "SqliteStore", "StoreError"]
+
+
+class StoreError(Exception):
+    pass
+
+
+def _dump(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except TypeError as exc:
+        raise StoreError(f"store values must be JSON data: {exc}") from None
+
+
+_DELETED = object()
+
+
+class _MemoryTxn:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._writes: dict[tuple[str, str], Any] = {}
+
+    def get(self, table: str, key: str) -> Any | None:
+        w = self._writes.get((table, key))
+        if w is _DELETED:
+            return None
+        if w is not None:
+            return json.loads(w)
+        text = self._store._tables.get(table, {}).get(key)
+        return None if text is None else json.loads(text)
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self._writes[table, key] = _dump(value)
+
+    def delete(self, table: str, key: str) -> None:
+        self._writes[table, key] = _DELETED
+
+    def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        committed = self._store._tables.get(table)
+        keys: list[str] = []
+        if committed:
+            for k in committed.irange(minimum=prefix):
+                if not k.startswith(prefix):
+                    break
+                keys.append(k)
+        written = [k for (t, k) in self._writes if t == table and k.startswith(prefix)]
+        if written:
+            keys = sorted(set(keys).union(written))
+        n = 0
+        for key in keys:
+            value = self.get(table, key)
+            if value is None:
+                continue
+            yield key, value
+            n += 1
+            if limit is not None and n >= limit:
+                return
+
+    def _commit(self) -> None:
+        tables = self._store._tables
+        for (table, key), text in self._writes.items():
+            t = tables.get(table)
+            if t is None:
+                t = tables[table] = SortedDict()
+            if text is _DELETED:
+                t.pop(key, None)
+            else:
+                t[key] = text
+
+
+class MemoryStore:
+    """Committed state in sorted dicts; a transaction is a write overlay
+    applied at commit. Transactions must not nest or interleave (the core's
+    transactions never await, so under trio they cannot)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, SortedDict] = {}
+        self._open = False
+
+    @contextmanager
+    def transaction(self):
+        if self._open:
+            raise StoreError("a transaction is already open; transactions do not nest")
+        self._open = True
+        txn = _MemoryTxn(self)
+        try:
+            yield txn
+            txn._commit()
+        finally:
+            self._open = False
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """Every committed row (for tests and the harness)."""
+        return {t: {k: json.loads(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items())}
+
+
+class _SqliteTxn:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, table: str, key: str) -> Any | None:
+        row = self._conn.execute("SELECT value FROM kv WHERE tbl = ? AND key = ?", (table, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self._conn.execute(
+            "INSERT INTO kv (tbl, key, value) VALUES (?, ?, ?) ON CONFLICT(tbl, key) DO UPDATE SET value = excluded.value",
+            (table, key, _dump(value)),
+        )
+
+    def delete(self, table: str, key: str) -> None:
+        self._conn.execute("DELETE FROM kv WHERE tbl = ? AND key = ?", (table, key))
+
+    def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        # Range scan on the primary key: prefix <= key < prefix + U+10FFFF.
+        sql = "SELECT key, value FROM kv WHERE tbl = ? AND key >= ? AND key < ? ORDER BY key"
+        args: list[Any] = [table, prefix, prefix + "\U0010ffff"]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._conn.execute(sql, args).fetchall()
+        for key, value in rows:
+            yield key, json.loads(value)
+
+
+class SqliteStore:
+    """The real store: one SQLite database, one key-value table."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS kv (tbl TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+            "PRIMARY KEY (tbl, key)) WITHOUT ROWID"
+        )
+        self._open = False
+
+    @contextmanager
+    def transaction(self):
+        if self._open:
+            raise StoreError("a transaction is already open; transactions do not nest")
+        self._open = True
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTxn(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+        finally:
+            self._open = False
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for tbl, key, value in self._conn.execute("SELECT tbl, key, value FROM kv ORDER BY tbl, key"):
+            out.setdefault(tbl, {})[key] = json.loads(value)
+        return out
+
+    def close(self) -> None:
+        self._conn.close()
