@@ -48,6 +48,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="syncbed",
@@ -69,7 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"built-in profile name, a .toml/.json profile file, or 'swarm' (default {DEFAULT_CHAOS})",
     )
     run.add_argument("--trace", metavar="FILE", help="write the trace (JSON Lines) to FILE")
+    run.add_argument("--core", metavar="MODULE:FACTORY", help="the sync core to run (default: the reference core)")
     run.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    chaos = sub.add_parser("chaos", help="sweep one scenario over many seeds in parallel")
+    chaos.add_argument("scenario", help="scenario name or .py file")
+    chaos.add_argument("--seeds", required=True, metavar="A..B", help="seed range, both ends included (e.g. 0..999)")
+    chaos.add_argument("--chaos", default="swarm", metavar="PROFILE|FILE|swarm", help="default swarm")
+    chaos.add_argument("--workers", type=_count, default=0, help="worker processes (default: one per core)")
+    chaos.add_argument("--budget", type=_positive_seconds, metavar="SECONDS", help="stop starting new seeds after this long")
+    chaos.add_argument("--shard", metavar="K/N", help="run only the K-th of N interleaved shards of the range")
+    chaos.add_argument("--core", metavar="MODULE:FACTORY")
+    chaos.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per seed)")
+    chaos.add_argument("--json", action="store_true")
+    chaos.add_argument("--no-shrink", action="store_true", help="do not shrink failing seeds' fault schedules")
+    chaos.add_argument("--check-determinism", action="store_true", help="run each seed twice (different hash seed) and compare")
 
     replay = sub.add_parser("replay", help="re-run a recorded trace and check the same fingerprint comes out")
     replay.add_argument("trace", metavar="TRACE", help="a trace file written by 'syncbed run --trace'")
@@ -87,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    report = run_world(args.scenario, args.seed, args.chaos, args.trace)
+    report = run_world(args.scenario, args.seed, args.chaos, args.trace, core=args.core)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
@@ -169,7 +193,38 @@ def _cmd_bench(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
+def _cmd_chaos(args) -> int:
+    from pathlib import Path
+
+    from .sweep import SweepConfig, format_sweep, junit_xml, parse_seed_range, parse_shard, run_sweep, write_json
+
+    cfg = SweepConfig(
+        scenario=args.scenario,
+        seeds=parse_seed_range(args.seeds),
+        chaos=args.chaos,
+        core=args.core,
+        workers=args.workers,
+        budget_s=args.budget,
+        shard=parse_shard(args.shard) if args.shard else None,
+        check_determinism=args.check_determinism,
+        shrink=not args.no_shrink,
+    )
+    if args.junit:
+        junit = Path(args.junit)
+        if not junit.parent.is_dir():
+            raise InputError(f"--junit {args.junit}: the folder {junit.parent} does not exist")
+    result = run_sweep(cfg)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(result))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(format_sweep(result))
+    bad = result["failed"] or result["determinism"]["divergent"]
+    return EXIT_VIOLATION if bad else EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,12 +26,33 @@ class InputError(Exception):
 
 
 def resolve_scenario(name: str):
-    try:
+    """A built-in scenario by name, or a scenario file by path."""
+    if name in SCENARIOS:
         return SCENARIOS[name]
-    except KeyError:
-        raise InputError(
-            f"scenario {name!r}: no such scenario; available: {', '.join(sorted(SCENARIOS))}"
-        ) from None
+    if name.endswith(".py"):
+        return _load_scenario_file(name)
+    raise InputError(
+        f"scenario {name!r}: no such scenario; available: {', '.join(sorted(SCENARIOS))} "
+        "(or give the path of a scenario .py file)"
+    )
+
+
+def _load_scenario_file(path: str):
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"scenario file {path}: no such file; check the path")
+    spec = importlib.util.spec_from_file_location(f"syncbed_scenario_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise InputError(f"scenario file {path}: importing it raised {type(exc).__name__}: {exc}") from None
+    missing = [name for name in ("SCENARIO", "SYSTEMS", "CORE", "build", "script", "check", "counts") if not hasattr(module, name)]
+    if missing:
+        raise InputError(f"scenario file {path}: missing {', '.join(missing)}; see the scenario guide in the README")
+    return module
 
 
 def resolve_chaos(spec: str, seed: int, module) -> ChaosProfile:
@@ -43,8 +64,11 @@ def resolve_chaos(spec: str, seed: int, module) -> ChaosProfile:
         raise InputError(str(exc)) from None
 
 
-def reproduce_command(scenario: str, seed: int, chaos: str) -> str:
-    return " ".join(["syncbed", "run", shlex.quote(scenario), "--seed", str(seed), "--chaos", shlex.quote(chaos)])
+def reproduce_command(scenario: str, seed: int, chaos: str, core: str | None = None) -> str:
+    words = ["syncbed", "run", shlex.quote(scenario), "--seed", str(seed), "--chaos", shlex.quote(chaos)]
+    if core:
+        words += ["--core", shlex.quote(core)]
+    return " ".join(words)
 
 
 def run_world(
@@ -55,6 +79,7 @@ def run_world(
     *,
     profile: ChaosProfile | None = None,
     keep_trace: bool = False,
+    core: str | None = None,
 ) -> dict:
     """Run the world and return its report (a JSON-ready dict).
 
@@ -62,6 +87,8 @@ def run_world(
     `keep_trace` puts the trace lines in the report under "trace_lines".
     """
     module = resolve_scenario(scenario)
+    if core is not None:
+        raise InputError(f"--core {core}: the {scenario} world has its own built-in client; cores plug into the business scenarios")
     if profile is None:
         profile = resolve_chaos(chaos, seed, module)
     header = {"scenario": scenario, "core": f"builtin:{module.CORE}", "config": {"chaos_spec": chaos}}
@@ -86,6 +113,7 @@ def run_world(
         "scenario": scenario,
         "seed": seed,
         "chaos": profile.name,
+        "chaos_spec": chaos,
         "chaos_profile": profile.to_dict(),
         "core": header["core"],
         "trace_sha256": sim.trace.fingerprint,
