@@ -26,6 +26,7 @@ the ``x-correlation-id`` / ``x-causation-id`` headers):
 from __future__ import annotations
 
 import fnmatch
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ from .messages import (
     decode_body,
     encode_body,
 )
-from .trace import quote
+from .trace import quote, quote_id
 
 __all__ = ["Network", "DEFAULT_TIMEOUT_US"]
 
@@ -97,7 +98,7 @@ def _pair_matches(between: tuple[str, str], a: str, b: str) -> bool:
 class _Exchange:
     __slots__ = (
         "id", "src", "dst", "method", "path", "query", "headers", "body", "first_copy",
-        "on_reply", "task", "network", "link", "back", "done", "timer", "corr", "cause", "sent", "head",
+        "on_reply", "task", "network", "link", "back", "done", "corr", "cause", "sent", "head", "ids",
     )
 
     def __init__(self, mid, src, dst, request: Request, body: str, on_reply, sent: int) -> None:
@@ -119,10 +120,10 @@ class _Exchange:
         self.link = None  # src->dst and dst->src, resolved once
         self.back = None
         self.done = False
-        self.timer = None
         self.corr = self.headers.get("x-correlation-id")
         self.cause = self.headers.get("x-causation-id")
         self.sent = sent
+        self.ids = None
         # The request's trace payload after "body", in canonical JSON.
         self.head = (
             f'"headers":{encode_body(self.headers) if self.headers else "{}"},"method":{quote(self.method)},'
@@ -130,12 +131,26 @@ class _Exchange:
             f'"sent":{sent}}}'
         )
 
+    def trace_ids(self) -> tuple[str, str, str, str, str]:
+        """Pre-encoded trace line parts: (cause+corr, request dst+kind,
+        request src, response dst+kind, response src)."""
+        ids = self.ids
+        if ids is None:
+            src, dst = quote_id(self.src), quote_id(self.dst)
+            ids = self.ids = (
+                f'"cause":{quote_id(self.cause)},"corr":{quote_id(self.corr)}',
+                f'"dst":{dst},"kind":"net.request"',
+                f'"src":{src}',
+                f'"dst":{src},"kind":"net.response"',
+                f'"src":{dst}',
+            )
+        return ids
+
     def abandon(self, _raise_cancel) -> trio.lowlevel.Abort:
         # trio's abort callback when the waiting task is cancelled. Flags
         # only: trio may abort simultaneous waiters in id() order.
         if not self.done:
             self.done = True
-            self.timer.cancel()
             self.network.in_flight -= 1
         return trio.lowlevel.Abort.SUCCEEDED
 
@@ -160,6 +175,8 @@ class Network:
         self._windows: list[Window] = [w for w in chaos.windows if w.kind in ("partition", "hold", "slow")]
         self._next_id = 0
         self.in_flight = 0
+        self._timeouts: dict[int, deque] = {}
+        self._timeout_armed: set[int] = set()
 
     # ------------------------------------------------------------ set-up
 
@@ -226,11 +243,42 @@ class Network:
         ex.back = self._link(dst, src)
         if on_reply is not None:
             self.in_flight += 1
-            ex.timer = self._kernel.call_later(
-                self.default_timeout_us if timeout_us is None else timeout_us, self._on_timeout, ex
-            )
+            self._arm_timeout(ex, self.default_timeout_us if timeout_us is None else timeout_us, now)
         self._transmit_request(ex, ex.link, now)
         return ex
+
+    # Timeouts are nearly always beaten by the response, so they are not
+    # kernel timers each (a heap of one per exchange in flight, most of them
+    # dead). Exchanges with the same timeout expire in the order they were
+    # sent, so each timeout length keeps a FIFO of (deadline, exchange) and
+    # one kernel timer for its head; answered exchanges are dropped from the
+    # front whenever the timer fires.
+
+    def _arm_timeout(self, ex: _Exchange, timeout_us: int, now: int) -> None:
+        queue = self._timeouts.get(timeout_us)
+        if queue is None:
+            queue = self._timeouts[timeout_us] = deque()
+        queue.append((now + timeout_us, ex))
+        if timeout_us not in self._timeout_armed:
+            self._timeout_armed.add(timeout_us)
+            self._kernel.call_at(now + timeout_us, self._expire_timeouts, timeout_us)
+
+    def _expire_timeouts(self, timeout_us: int) -> None:
+        queue = self._timeouts[timeout_us]
+        now = self._kernel.now_us
+        while queue:
+            deadline, ex = queue[0]
+            if ex.done:
+                queue.popleft()
+            elif deadline <= now:
+                queue.popleft()
+                self._on_timeout(ex)
+            else:
+                break
+        if queue:
+            self._kernel.call_at(queue[0][0], self._expire_timeouts, timeout_us)
+        else:
+            self._timeout_armed.discard(timeout_us)
 
     def post(self, src: str, dst: str, request: Request) -> str:
         """A one-way message (no response travels back)."""
@@ -311,7 +359,8 @@ class Network:
         else:
             body = ex.first_copy
             data = f'{{"body":{ex.body},{ex.head}'
-        trace.record_encoded("net.request", data, ex.src, ex.dst, ex.corr, ex.cause)
+        ids = ex.trace_ids()
+        trace.record_spliced("net.request", ids[0], data, ids[1], ids[2])
         endpoint._accept(self, ex, _trusted_request(ex.method, ex.path, dict(ex.query), dict(ex.headers), body))
 
     def reply(self, ex: _Exchange, response: Response) -> None:
@@ -362,12 +411,13 @@ class Network:
         tail = f'"headers":{encode_body(headers) if headers else "{}"},"msg":"{ex.id}","sent":{ex.sent},"status":{status}}}'
         if ex.done:
             data = f'{{"body":{body},"dropped":"caller no longer waiting",{tail}'
-            trace.record_encoded("net.response", data, ex.dst, ex.src, ex.corr, ex.cause)
+            ids = ex.trace_ids()
+            trace.record_spliced("net.response", ids[0], data, ids[3], ids[4])
             return
         ex.done = True
         self.in_flight -= 1
-        ex.timer.cancel()
-        trace.record_encoded("net.response", f'{{"body":{body},{tail}', ex.dst, ex.src, ex.corr, ex.cause)
+        ids = ex.trace_ids()
+        trace.record_spliced("net.response", ids[0], f'{{"body":{body},{tail}', ids[3], ids[4])
         ex.reply_to_caller(self._kernel, _trusted_response(status, decode_body(body), headers))
 
     def _deliver_refusal(self, ex: _Exchange) -> None:
@@ -375,7 +425,6 @@ class Network:
             return
         ex.done = True
         self.in_flight -= 1
-        ex.timer.cancel()
         ex.reply_to_caller(
             self._kernel,
             ConnectionRefused(f"{ex.dst} refused {ex.method} {ex.path}: not running", src=ex.src, dst=ex.dst, msg_id=ex.id),

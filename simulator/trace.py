@@ -58,6 +58,11 @@ quote = encode_basestring_ascii  # a str as a canonical JSON string (C-accelerat
 _quoted: dict[str, str] = {}
 
 
+def quote_id(value: str | None) -> str:
+    """A name or id as canonical JSON (null for None), cached."""
+    return _q(value)
+
+
 def _q(value: str | None) -> str:
     # Names, kinds and ids repeat endlessly; quote each once.
     if value is None:
@@ -147,18 +152,26 @@ class TraceRecorder:
         corr: str | None = None,
         cause: str | None = None,
     ) -> int:
-        """`record`, with the payload already in canonical JSON.
+        """`record`, with the payload already in canonical JSON."""
+        return self.record_spliced(
+            kind,
+            f'"cause":{_q(cause)},"corr":{_q(corr)}',
+            data_json,
+            f'"dst":{_q(dst)},"kind":{_q(kind)}',
+            f'"src":{_q(src)}',
+        )
 
-        The network's hot path: a message body is encoded once, when sent,
-        and spliced in here. The line is assembled in sorted-key order, so it
-        is exactly what encoding the whole event would give (a test checks
-        that every line re-encodes to itself).
+    def record_spliced(self, kind: str, before: str, data_json: str, middle: str, after: str) -> int:
+        """The hot path: the line from pre-encoded parts, in sorted-key order
+        -- `before` is cause and corr, `middle` dst and kind, `after` src.
+
+        The network encodes a message body once, when it is sent, and the
+        id parts once per exchange, and splices them in here. The result is
+        exactly what encoding the whole event would give (a test checks that
+        every line of a run re-encodes to itself).
         """
         self.seq = seq = self.seq + 1
-        line = (
-            f'{{"cause":{_q(cause)},"corr":{_q(corr)},"data":{data_json},"dst":{_q(dst)},'
-            f'"kind":{_q(kind)},"seq":{seq},"src":{_q(src)},"t":{self._now()}}}'
-        )
+        line = f'{{{before},"data":{data_json},{middle},"seq":{seq},{after},"t":{self._now()}}}'
         self._write(line)
         counts = self.kind_counts
         counts[kind] = counts.get(kind, 0) + 1
