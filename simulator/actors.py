@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .kernel import Waiter
-from .messages import Request, Response
+from .messages import Request, Response, decode_body, encode_body
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -204,7 +204,11 @@ class Actor:
         except Exception as exc:
             response = self._internal_error(request, exc)
         if type(response) is Delayed:
-            self.call_later(response.delay_us, network.reply, ex, response.response)
+            # The answer is what the handler said now, not what its records
+            # say when the answer leaves: snapshot it.
+            r = response.response
+            snapshot = Response(r.status, decode_body(encode_body(r.json)), r.headers)
+            self.call_later(response.delay_us, network.reply, ex, snapshot)
         else:
             network.reply(ex, response)
 
