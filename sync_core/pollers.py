@@ -1,0 +1,63 @@
+"""Pollers: the core's loops that read vendors' change feeds.
+
+A poller calls `poll_once` every `interval` seconds; `poll_once` reads one
+batch of changes, hands each to the flows inside the inbox transaction
+(`sync_core.inbox`), advances its committed cursor, and says whether it
+found anything. A poller that found nothing on its last poll is *caught up*
+-- one of the things the harness waits for before it checks the books. A
+batch that finds something is followed at once by another, so a backlog
+drains without waiting out the interval.
+
+Errors are the vendor's weather, not the poller's end: a transport error or
+a 5xx is logged and tried again next interval (with backoff); the cursor
+only moves forward in the same transaction that handled the changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from .ports import Environment, TransportError
+from .retry import RetryLater
+
+__all__ = ["Poller"]
+
+
+class Poller:
+    def __init__(
+        self,
+        env: Environment,
+        name: str,
+        poll_once: Callable[[], Awaitable[bool]],
+        *,
+        interval: float = 60.0,
+        max_backoff: float = 900.0,
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.poll_once = poll_once
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.caught_up = False
+        self.failures = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                found = await self.poll_once()
+            except (TransportError, RetryLater) as exc:
+                self.failures += 1
+                self.caught_up = False
+                wait = min(self.max_backoff, self.interval * (2 ** min(self.failures, 6)))
+                wait = self.env.random.uniform(self.interval, max(self.interval, wait))
+                self.env.tracer.event("core.poll.failed", {"poller": self.name, "error": str(exc), "retry_in_s": int(wait)})
+                await trio.sleep(wait)
+                continue
+            self.failures = 0
+            self.caught_up = not found
+            if not found:
+                await trio.sleep(self.interval)
+            else:
+                await trio.sleep(0)
