@@ -112,6 +112,11 @@ class BusinessWorld:
         self.quiescence = Quiescence(self)
         self.liveness_limit_us = 14 * 24 * HOUR
 
+    def kpis(self) -> dict:
+        from .kpis import world_kpis
+
+        return world_kpis(self)
+
     def run(self, script) -> dict:
         """Run `script(driver)`; then heal, reach quiescence, and report
         what happened (for the invariants)."""
