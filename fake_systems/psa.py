@@ -357,11 +357,15 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
 
     # ---- seeding (see psa_seeding)
 
-    def load_firm(self, firm) -> dict[str, str]:
+    def load_firm(self, firm, *, projects: bool = True) -> dict[str, str]:
         """Load a generated firm's state at its start: roles, workers as
-        resources, and the projects of deals closed before it (tasks,
-        milestones, assignments). Returns firm id -> PSA id."""
-        return psa_seeding.load_firm(self, firm)
+        resources, and (with `projects`) the projects of deals closed before
+        it (tasks, milestones, assignments). Returns firm id -> PSA id."""
+        return psa_seeding.load_firm(self, firm, projects=projects)
+
+    def staff_project(self, firm, firm_project_id: str, project_id: str) -> list[str]:
+        """The PMO assigns the firm's people to a provisioned project."""
+        return psa_seeding.staff_project(self, firm, firm_project_id, project_id)
 
     def play_month(self, month, resolve=None) -> int:
         """Schedule what people do in the PSA during a `MonthActivity`;

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .firm_model import Firm, MonthActivity
     from .psa import Psa
 
-__all__ = ["load_firm", "play_month"]
+__all__ = ["load_firm", "play_month", "staff_project"]
 
 _RULES = {T_AND_M: "time_and_materials", FIXED_FEE: "fixed_fee", RETAINER: "retainer", MANAGED_SERVICE: "subscription"}
 _RETRY_US = 1 * HOUR
@@ -57,7 +57,9 @@ _GIVE_UP_AFTER = 7 * 24  # retries
 _TABLES = {"resource": "resources", "project": "projects", "task": "tasks", "milestone": "milestones"}
 
 
-def load_firm(psa: Psa, firm: Firm) -> dict[str, str]:
+def load_firm(psa: Psa, firm: Firm, *, projects: bool = True) -> dict[str, str]:
+    """With `projects` False only roles and resources are loaded: the
+    projects are left for the integration to provision (a go-live)."""
     ids: dict[str, str] = psa.store.extra.setdefault("firm_ids", {})
     new = psa._new
     for role in firm.roles:
@@ -72,6 +74,8 @@ def load_firm(psa: Psa, firm: Firm) -> dict[str, str]:
             "bill_rates": [{"effective_from": hired, "rate": str(rr.bill_rate), "currency": rr.currency}
                            for rr in roles[w.role_id].rates],
         })["id"]
+    if not projects:
+        return dict(ids)
     later = {d for m in firm.months for d in m.closed_deal_ids}
     slipped = {e.milestone_id for m in firm.months for e in m.milestone_events if e.kind == COMPLETED}
     deals = {d.id: d for d in firm.deals}
@@ -110,6 +114,28 @@ def load_firm(psa: Psa, firm: Firm) -> dict[str, str]:
                 "role_id": ids[a.role_id], "external_reference": a.id, "start_date": a.start.isoformat(),
                 "end_date": a.end.isoformat()})["id"]
     return dict(ids)
+
+
+def staff_project(psa: Psa, firm: Firm, firm_project_id: str, project_id: str) -> list[str]:
+    """The PMO staffs a provisioned project with the firm's assignments for
+    it (people action); returns the new assignment ids. Assignments already
+    made (by their external reference) are left alone."""
+    ids = psa.store.extra.setdefault("firm_ids", {})
+    existing = {a.get("external_reference") for a in psa.table("assignments").values() if a["project_id"] == project_id}
+    project = psa.table("projects")[project_id]
+    made = []
+    for a in firm.assignments:
+        if a.project_id != firm_project_id or a.id in existing or a.worker_id not in ids:
+            continue
+        assignment = psa._new("assignments", "assignment", {
+            "resource_id": ids[a.worker_id], "project_id": project_id, "task_id": None, "currency": project["currency"],
+            "allocation_percent": str((a.allocation * 100).quantize(Decimal("0.01"))), "bill_rate": str(a.bill_rate),
+            "role_id": ids.get(a.role_id), "external_reference": a.id, "start_date": a.start.isoformat(),
+            "end_date": a.end.isoformat()})
+        ids[a.id] = assignment["id"]
+        psa._committed("assignment", "assignments", assignment, "created", "assignment.created", None)
+        made.append(assignment["id"])
+    return made
 
 
 def _task(pid: str, parent: str | None, wbs: str, title: str, model: str, line_id: str, ref: str | None = None) -> dict:

@@ -109,22 +109,70 @@ class Driver:
     def resolve_psa(self, kind: str, firm_id: str) -> str | None:
         """Find a record the core provisioned in the PSA for a firm record,
         by the external reference the integration contract asks the core to
-        set (the CRM id of the deal, line or milestone it came from)."""
-        try:
-            source = self.crm.crm_id(firm_id)
-        except (KeyError, ValueError):
-            return None
+        set: the CRM id of the deal (projects), of the contract line (a
+        task per line), or line and name (milestones)."""
+        source = self._source_ref(kind, firm_id)
         table = {"project": "projects", "task": "tasks", "milestone": "milestones"}.get(kind)
-        if table is None:
+        if source is None or table is None:
             return None
         for row in self.psa.table(table).values():
             if row.get("external_reference") == source:
                 return row["id"]
         return None
 
+    def _source_ref(self, kind: str, firm_id: str) -> str | None:
+        index = self._firm_index()
+        try:
+            if kind == "project":
+                return self.crm.crm_id(index["project_deal"][firm_id])
+            if kind == "task":
+                return self.crm.crm_id(index["task_line"][firm_id])
+            if kind == "milestone":
+                line, name = index["milestone"][firm_id]
+                return f"{self.crm.crm_id(line)}:{name}"
+        except (KeyError, ValueError):
+            return None
+        return None
+
+    def _firm_index(self) -> dict:
+        index = getattr(self, "_index", None)
+        if index is None:
+            index = self._index = {
+                "project_deal": {p.id: p.deal_id for p in self.firm.projects},
+                "task_line": {t.id: t.line_id for p in self.firm.projects for t in p.tasks},
+                "milestone": {m.id: (m.line_id, m.name) for d in self.firm.deals for ln in d.lines for m in ln.milestones},
+            }
+        return index
+
+    def start_pmo(self) -> None:
+        """Every business morning the PMO staffs projects that the
+        integration has provisioned since the day before."""
+        self._staffed: set[str] = set()
+        self._pmo_round()
+
+    def _pmo_round(self) -> None:
+        if self.psa.running:
+            for project in self.firm.projects:
+                if project.id in self._staffed:
+                    continue
+                psa_id = self.resolve_psa("project", project.id)
+                if psa_id is not None and self.psa.table("projects")[psa_id]["status"] == "active":
+                    self.psa.staff_project(self.firm, project.id, psa_id)
+                    self._staffed.add(project.id)
+        cal = self.sim.calendar
+        nxt = cal.us_at_date(cal.add_business_days(self.today, 1), time(8, 30))
+        self.sim.kernel.call_at(nxt, self._pmo_round)
+
     def submit_expenses(self, month: int = 0, *, approve: bool = True) -> list[str]:
-        """Employees file the month's expense reports; managers settle them."""
-        return self.expenses.load_expenses(self.firm.months[month].expenses, settle=approve)
+        """Employees file the month's expense reports against the engagement
+        (the CRM opportunity id sales gave it); managers settle them."""
+        import attrs
+
+        index = self._firm_index()["project_deal"]
+        entries = [
+            attrs.evolve(x, project_id=self.crm.crm_id(index[x.project_id])) for x in self.firm.months[month].expenses
+        ]
+        return self.expenses.load_expenses(entries, settle=approve)
 
     def hr_events(self, month: int = 0) -> list:
         return list(self.firm.months[month].hr_events)

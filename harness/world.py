@@ -4,8 +4,11 @@
 
   * the firm, drawn by the seed (`fake_systems.firm_generator`);
   * the seven fake systems, each seeded with what it held before the
-    integration went live (accounts and history in the CRM, people and
-    earlier projects in the PSA, entities and dimensions in the ERP...);
+    integration went live: the CRM its accounts and deals (won ones too,
+    their change events still in its feed), the PSA, HRIS and ERP their
+    people, entities and dimensions. The world starts at go-live: projects,
+    customers, schedules and revenue contracts for the deals won earlier are
+    the core's to provision, like those won during the run;
   * the core, hosted as the actor "core" with its own durable store and its
     webhook subscriptions registered;
   * the `Driver` the scenario script uses to act as the firm's people.
@@ -102,8 +105,8 @@ class BusinessWorld:
         self.hris = sim.add(Hris("hris"))
         self.expenses = sim.add(Expenses("expenses"))
         self.fakes = {name: sim.actors[name] for name in SYSTEMS}
-        self.crm.load_firm(self.firm)
-        self.psa.load_firm(self.firm)
+        self.crm.load_firm(self.firm, emit_events=True)
+        self.psa.load_firm(self.firm, projects=False)
         self.erp.load_firm(self.firm)
         self.hris.load_firm(self.firm)
         self.store = MemoryStore() if store == "memory" else SqliteStore()
@@ -128,6 +131,7 @@ class BusinessWorld:
 
         async def main():
             sim.start_all()
+            driver.start_pmo()
             await script(driver)
             outcome["script_ended_us"] = sim.now_us
             sim.heal()

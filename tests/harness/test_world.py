@@ -18,13 +18,30 @@ def fingerprint_in_subprocess(seed: int, hash_seed: str) -> str:
     return out.stdout.strip()
 
 
-def test_a_month_of_people_work_lands_in_the_systems():
+def test_at_go_live_the_won_deals_wait_in_the_crm_feed_for_the_core():
+    from harness.world import BusinessWorld
+    from simulator import load_profile
+    from fake_systems.firm_generator import FirmParams
+    from tests.harness.idle_world import IdleCore
+
+    world = BusinessWorld(seed=5, chaos=load_profile("none"), core_factory=IdleCore, header={},
+                          firm_params=FirmParams(consultants=25))
+    won = [o["Id"] for o in world.crm.records("Opportunity") if o["IsWon"]]
+    events, _ = world.crm.changes.read(None, limit=10_000)
+    announced = {e["header"]["recordIds"][0] for e in events if e["header"]["entity"] == "Opportunity"}
+    assert won and set(won) <= announced
+
+
+def test_a_core_that_never_reads_loses_the_feed_and_people_cannot_work():
     world = month_of_work(5)
-    psa = world.psa
-    approved = [t for t in psa.table("time_entries").values() if t["status"] == "approved"]
-    assert len(approved) > 500  # ~25 consultants x ~40 entries, most approved
+    # 72 hours after go-live the CRM's change events are gone...
+    events, _ = world.crm.changes.read(None, limit=10_000)
+    assert all(e["commitTimestamp"] > 0 for e in events)
+    # ...nobody provisioned projects, so people could not log time, and the
+    # PSA's people said so.
+    assert world.psa.records("projects") == []
+    assert world.sim.trace.kind_counts.get("psa.people.gave_up", 0) > 0
     assert world.expenses.records("reports")
-    assert world.sim.trace.kind_counts["vendor.effect"] > 1000
 
 
 def test_the_world_is_identical_across_processes_and_hash_seeds():
