@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="validate and print a chaos profile (or a seed's swarm draw)")
     profile.add_argument("spec", metavar="PROFILE|FILE|swarm")
     profile.add_argument("--seed", type=_seed, default=0, help="the seed a swarm draw is made for")
+    profile.add_argument("--scenario", default="quote-to-cash", help="whose systems a swarm draw covers")
 
     bench = sub.add_parser("bench", help="benchmarks (never part of the tests)")
     bench.add_argument("which", nargs="?", default="kernel", choices=["kernel"], help="which benchmark (default kernel)")
@@ -167,12 +168,9 @@ def _cmd_replay(args) -> int:
 
 def _cmd_profile(args) -> int:
     if args.spec == "swarm":
-        from .runner import SCENARIOS
+        from .runner import resolve_chaos
 
-        module = SCENARIOS[DEFAULT_SCENARIO]
-        from simulator import HOUR
-
-        profile = swarm_profile(args.seed, 12 * HOUR, module.SYSTEMS, module.CORE)
+        profile = resolve_chaos("swarm", args.seed, resolve_scenario(args.scenario))
     else:
         try:
             profile = load_profile(args.spec)
