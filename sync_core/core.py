@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import trio
 
 from .dispatcher import Dispatcher, Operation, now_us
-from .outbox import Outbox
+from .feeds import FeedReaders
+from .outbox import Outbox, next_counter
 from .pollers import Poller
 from .ports import Environment, InboundRequest, InboundResponse, Transaction
 
@@ -56,6 +57,7 @@ class ReferenceCore:
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.config = dict(env.config)
+        self.feeds = FeedReaders(self)
         self.flows: list[Flow] = []
         for name in self.config.get("flows", FLOWS):
             try:
@@ -68,7 +70,7 @@ class ReferenceCore:
         operations = [op for flow in self.flows for op in flow.operations()]
         limits = dict(DEFAULT_LIMITS, **self.config.get("limits", {}))
         self.dispatcher = Dispatcher(env, operations, limits=limits)
-        self.pollers = [p for flow in self.flows for p in flow.pollers()]
+        self.pollers = self.feeds.pollers() + [p for flow in self.flows for p in flow.pollers()]
         self.inbound: dict[str, Callable[[InboundRequest], Awaitable[InboundResponse]]] = {}
         for flow in self.flows:
             for system, handler in flow.webhooks().items():
@@ -129,6 +131,17 @@ class ReferenceCore:
     @staticmethod
     def xref_put(txn: Transaction, system: str, kind: str, source_id: str, value: Any) -> None:
         txn.put("xref", f"{system}:{kind}:{source_id}", value)
+
+    def open_exception(self, txn: Transaction, domain: str, code: str, message: str, details: dict | None = None) -> str:
+        """An exception not tied to an outbox message (a feed gap, a record
+        that cannot be mapped): a person must look."""
+        item_id = f"ex{next_counter(txn, 'exceptions'):08d}"
+        txn.put("exceptions", f"{domain}:{item_id}", {
+            "id": item_id, "domain": domain, "code": code, "message": message, "details": details or {},
+            "op": None, "aggregate": None, "opened_us": self.now_us(),
+        })
+        self.trace("core.exception.opened", {"id": item_id, "domain": domain, "code": code, "reason": message})
+        return item_id
 
     def trace(self, kind: str, data: dict | None = None, *, corr: str | None = None, cause: str | None = None) -> None:
         self.env.tracer.event(kind, data, corr=corr, cause=cause)
