@@ -16,7 +16,7 @@ from simulator import __version__, swarm_profile
 from simulator.faults import ProfileError, load_profile
 from simulator.trace import TraceError, read_trace
 
-from .runner import DEFAULT_CHAOS, DEFAULT_SCENARIO, InputError, format_report, resolve_scenario, run_world
+from .runner import DEFAULT_SCENARIO, InputError, format_report, resolve_scenario, run_world
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, default=0, help="master seed (default 0)")
     run.add_argument(
         "--chaos",
-        default=DEFAULT_CHAOS,
+        default=None,
         metavar="PROFILE|FILE|swarm",
-        help=f"built-in profile name, a .toml/.json profile file, or 'swarm' (default {DEFAULT_CHAOS})",
+        help="built-in profile name, a .toml/.json profile file, or 'swarm' (default: the scenario's own)",
     )
     run.add_argument("--trace", metavar="FILE", help="write the trace (JSON Lines) to FILE")
     run.add_argument("--core", metavar="MODULE:FACTORY", help="the sync core to run (default: the reference core)")
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="re-run a recorded trace and check the same fingerprint comes out")
     replay.add_argument("trace", metavar="TRACE", help="a trace file written by 'syncbed run --trace'")
     replay.add_argument("--json", action="store_true")
+
+    scen = sub.add_parser("scenarios", help="list the built-in scenarios")
+    scen.add_argument("--json", action="store_true", help="names, summaries, default chaos profiles and stories")
 
     profile = sub.add_parser("profile", help="validate and print a chaos profile (or a seed's swarm draw)")
     profile.add_argument("spec", metavar="PROFILE|FILE|swarm")
@@ -135,8 +138,12 @@ def _cmd_replay(args) -> int:
         seed = header["seed"]
     except (InputError, ProfileError, KeyError) as exc:
         raise InputError(f"trace file {args.trace}: its header cannot be replayed ({exc})") from None
-    chaos_spec = (header.get("config") or {}).get("chaos_spec", profile.name)
-    report = run_world(scenario, seed, chaos_spec, profile=profile, keep_trace=True)
+    config = header.get("config") or {}
+    chaos_spec = config.get("chaos_spec", profile.name)
+    core = header.get("core")
+    core = None if core is None or core.startswith("builtin:") else core
+    report = run_world(scenario, seed, chaos_spec, profile=profile, keep_trace=True, core=core,
+                       store=config.get("store", "memory"))
     lines = report.pop("trace_lines")
     same = report["trace_sha256"] == recorded.fingerprint
     result = {
@@ -222,7 +229,33 @@ def _cmd_chaos(args) -> int:
     return EXIT_VIOLATION if bad else EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
+def _cmd_scenarios(args) -> int:
+    from . import demo_world
+    from .scenario_api import builtin_scenarios
+
+    found = builtin_scenarios()
+    rows = [
+        {"name": s.name, "summary": s.summary, "default_chaos": s.default_chaos, "firm": s.firm, "story": s.story}
+        for s in found.values()
+    ]
+    rows.append({
+        "name": demo_world.SCENARIO,
+        "summary": "the kernel's own demo: a toy ledger and client, no business systems",
+        "default_chaos": "default",
+        "firm": {},
+        "story": (demo_world.__doc__ or "").strip(),
+    })
+    rows.sort(key=lambda r: r["name"])
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['summary']}  (chaos: {r['default_chaos']})")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "scenarios": _cmd_scenarios, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

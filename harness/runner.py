@@ -126,7 +126,7 @@ def _factory_error(exc: BaseException) -> CoreFactoryError | None:
 def run_world(
     scenario: str,
     seed: int,
-    chaos: str = DEFAULT_CHAOS,
+    chaos: str | None = None,
     trace_path: str | None = None,
     *,
     profile: ChaosProfile | None = None,
@@ -140,6 +140,8 @@ def run_world(
     recorded); `keep_trace` puts the trace lines in the report.
     """
     target = resolve_scenario(scenario)
+    if chaos is None:
+        chaos = target.default_chaos if isinstance(target, Scenario) else DEFAULT_CHAOS
     if target is demo_world or not isinstance(target, Scenario):
         if core is not None:
             raise InputError(f"--core {core}: the {scenario} world has its own built-in client; cores plug into the business scenarios")
