@@ -28,24 +28,24 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}; see '{self.prog} --help'")
 
 
-def _seed(text: str) -> int:
+def _whole(text: str, minimum: int, hint: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. --seed 3") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; seeds are whole numbers from 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {hint}") from None
+    if value < minimum:
+        if minimum == 0:
+            raise argparse.ArgumentTypeError(f"{text} is negative; {hint}")
+        raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
     return value
+
+
+def _seed(text: str) -> int:
+    return _whole(text, 0, "give e.g. --seed 3 (seeds are whole numbers from 0)")
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+    return _whole(text, 1, "give a whole number from 1")
 
 
 def _positive_seconds(text: str) -> float:
