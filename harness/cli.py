@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("which", nargs="?", default="kernel", choices=["kernel"], help="which benchmark (default kernel)")
     bench.add_argument("--round-trips", type=_count, default=50_000)
     bench.add_argument("--json", action="store_true")
+
+    tui = sub.add_parser("tui", help="watch, steer and replay a world in a terminal UI")
+    tui.add_argument("scenario", nargs="?", default=None, help="scenario name or .py file (default quote-to-cash)")
+    tui.add_argument("--seed", type=_seed, default=0, help="master seed (default 0)")
+    tui.add_argument("--chaos", default=None, metavar="PROFILE|FILE|swarm", help="default: the scenario's own")
+    tui.add_argument("--core", metavar="MODULE:FACTORY", help="the sync core to run (default: the reference core)")
+    tui.add_argument("--trace", metavar="FILE", help="replay a trace written by 'syncbed run --trace' instead")
     return parser
 
 
@@ -255,7 +262,18 @@ def _cmd_scenarios(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "scenarios": _cmd_scenarios, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench}
+def _cmd_tui(args) -> int:
+    import importlib
+
+    # The UI sits above the harness (ARCHITECTURE.md): loaded by name, and
+    # only for this command, so Textual is never imported otherwise.
+    build_app = importlib.import_module("tui.launch").build_app
+    app = build_app(args.scenario, seed=args.seed, chaos=args.chaos, core=args.core, trace=args.trace)
+    app.run()
+    return app.return_code or EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "scenarios": _cmd_scenarios, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench, "tui": _cmd_tui}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ other.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from simulator import DAY, HOUR, MINUTE, Window
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
     from .world import BusinessWorld
 
 __all__ = ["Driver"]
+
+
+def _add_months(d: date, months: int) -> date:
+    """`d` moved `months` calendar months on (the day clamped to the month's end)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    first = date(d.year + y, m + 1, 1)
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return first.replace(day=min(d.day, last.day))
 
 
 class Driver:
@@ -79,6 +88,27 @@ class Driver:
         """Let the world run until it is quiet (or `days` pass)."""
         return await self.world.quiescence.wait(self.sim.now_us + days * DAY)
 
+    async def wait_for(self, condition, *, days: float = 3, every_minutes: int = 60) -> bool:
+        """Let the world run until `condition()` holds -- looked at every
+        `every_minutes` -- or `days` pass; returns whether it held. (People
+        wait for the integration too: a milestone can be signed off only
+        once the project exists.)"""
+        limit = self.sim.now_us + int(days * DAY)
+        while not condition():
+            if self.sim.now_us >= limit:
+                return False
+            await self.sim.kernel.run_for(every_minutes * MINUTE)
+        return True
+
+    # ------------------------------------------------------------ what the scenario remembers
+
+    def note(self, **facts) -> None:
+        """Remember what the script chose or saw (ids, times) for the
+        scenario's expectations, which read it back as `world.notes`."""
+        if not hasattr(self.world, "notes"):
+            self.world.notes = {}
+        self.world.notes.update(facts)
+
     # ------------------------------------------------------------ sales (CRM)
 
     def deals_closing(self, month: int = 0) -> list[str]:
@@ -97,6 +127,120 @@ class Driver:
 
     def amendments(self, month: int = 0) -> list:
         return list(self.firm.months[month].amendments)
+
+    def play_sales(self, month: int = 0) -> int:
+        """Sales closes the month's deals on their close dates, at 15:00 CRM
+        time (a date already past: now); returns how many."""
+        cal = self.sim.calendar
+        deals = {d.id: d for d in self.firm.deals}
+        found = self.deals_closing(month)
+        for deal_id in found:
+            when = cal.us_at_date(deals[deal_id].close_date, time(15), system=self.crm.name)
+            self.sim.kernel.call_at(max(self.sim.now_us, when), self.close_deal, deal_id)
+        return len(found)
+
+    def sign_amendments(self, month: int = 0) -> int:
+        """The month's change orders are signed in the CRM on their signing
+        days, at 11:00 CRM time; returns how many."""
+        cal = self.sim.calendar
+        found = self.amendments(month)
+        for a in found:
+            when = cal.us_at_date(a.signed_on, time(11), system=self.crm.name)
+            self.sim.kernel.call_at(max(self.sim.now_us, when), self._sign_amendment, a)
+        return len(found)
+
+    def _sign_amendment(self, amendment) -> None:
+        try:
+            self.amend(amendment)
+        except ValueError as exc:  # the CRM refused it (UiActionRefused)
+            self.sim.trace.record("people.refused", {"system": "crm", "amendment": amendment.id, "why": str(exc)})
+
+    def sell(self, client_id: str, name: str, lines: list[dict], *, close: bool = True) -> str:
+        """Sales writes up a new deal for a firm client -- its quote lines
+        as QuoteLine fields (Product, BillingModel, ServiceStart,
+        ServiceEnd, Quantity, TotalPrice or UnitPrice, Milestones,
+        RateCard) -- and, with `close`, wins it today; returns the CRM
+        opportunity id."""
+        client = next((c for c in self.firm.clients if c.id == client_id), None)
+        if client is None:
+            raise ValueError(f"sell: no client {client_id!r} in the firm; pick one of d.firm.clients")
+        opp = self.crm.create_opportunity(self.crm.crm_id(client_id), name, close_date=self.today,
+                                          stage="Negotiation", lines=lines, CurrencyIsoCode=client.currency)
+        if close:
+            self.crm.close_won(opp)
+        return opp
+
+    def quote_lines(self, opp_id: str) -> list[dict]:
+        """The deal's quote lines as the CRM holds them now."""
+        return [ln for ln in self.crm.records("QuoteLine") if ln["OpportunityId"] == opp_id and not ln.get("IsDeleted")]
+
+    def raise_rates(self, opp_id: str, percent: int, *, effective: date | None = None) -> str | None:
+        """The client signs a rate change: every rate on the deal's T&M
+        line up by `percent`, from `effective` (default today). Returns the
+        ContractVersion id, or None if the deal bills no time."""
+        line = next((ln for ln in self.quote_lines(opp_id) if ln["BillingModel"] == "t_and_m" and ln["RateCard"]), None)
+        if line is None:
+            return None
+        card = [{"Role": e["Role"], "Rate": str((Decimal(e["Rate"]) * (100 + percent) / 100).quantize(Decimal("0.01")))}
+                for e in line["RateCard"]]
+        return self.crm.amend_contract(opp_id, kind="rate_change", effective_date=effective or self.today,
+                                       line_changes={line["Id"]: {"RateCard": card}},
+                                       description=f"rates up {percent}%")
+
+    def add_scope(self, opp_id: str, product: str, milestones: list[tuple[str, str]], *,
+                  start: date | None = None, effective: date | None = None) -> str:
+        """The client signs a change order adding a fixed-fee phase paid by
+        `milestones` [(name, amount)], one due at the end of each month from
+        `start` (default today); returns the ContractVersion id."""
+        start = start or self.today
+        dues = [_add_months(start.replace(day=1), i + 1) - timedelta(days=1) for i in range(len(milestones))]
+        line = {"Product": product, "BillingModel": "fixed_fee", "Quantity": 1, "ServiceStart": start,
+                "ServiceEnd": dues[-1], "TotalPrice": str(sum(Decimal(a) for _, a in milestones)),
+                "Milestones": [{"Name": n, "Amount": a, "DueDate": due} for (n, a), due in zip(milestones, dues)]}
+        return self.crm.amend_contract(opp_id, kind="scope_change", effective_date=effective or start,
+                                       added_lines=[line], description=f"added: {product}")
+
+    def change_monthly_fee(self, opp_id: str, fee: Decimal | str, *, effective: date | None = None) -> str | None:
+        """The client signs a new monthly fee for the deal's retainer or
+        managed-service line, from `effective` (default today); returns the
+        ContractVersion id, or None if the deal has no recurring line."""
+        line = next((ln for ln in self.quote_lines(opp_id) if ln["BillingModel"] in ("retainer", "managed_service")),
+                    None)
+        if line is None:
+            return None
+        return self.crm.amend_contract(opp_id, kind="other", effective_date=effective or self.today,
+                                       line_changes={line["Id"]: {"UnitPrice": str(fee)}},
+                                       description=f"monthly fee now {fee}")
+
+    def change_milestone_fee(self, opp_id: str, milestone: str, amount: Decimal | str, *,
+                             effective: date | None = None) -> str | None:
+        """The client signs more (or less) scope for one milestone of the
+        deal's fixed-fee line: its fee becomes `amount`, the line's price
+        follows; returns the ContractVersion id, or None if no fixed-fee
+        line has that milestone."""
+        for line in self.quote_lines(opp_id):
+            names = [m["Name"] for m in line["Milestones"] or []]
+            if line["BillingModel"] == "fixed_fee" and milestone in names:
+                ms = [{**m, "Amount": str(amount)} if m["Name"] == milestone else m for m in line["Milestones"]]
+                total = str(sum(Decimal(m["Amount"]) for m in ms))
+                return self.crm.amend_contract(opp_id, kind="other", effective_date=effective or self.today,
+                                               line_changes={line["Id"]: {"Milestones": ms, "TotalPrice": total}},
+                                               description=f"{milestone} now {amount}")
+        return None
+
+    def extend_term(self, opp_id: str, months: int) -> str | None:
+        """The client extends the deal's retainer or managed-service line by
+        `months` at the same monthly fee; returns the ContractVersion id, or
+        None if the deal has no recurring line."""
+        line = next((ln for ln in self.quote_lines(opp_id) if ln["BillingModel"] in ("retainer", "managed_service")),
+                    None)
+        if line is None:
+            return None
+        end = _add_months(date.fromisoformat(line["ServiceEnd"]) + timedelta(days=1), months) - timedelta(days=1)
+        return self.crm.amend_contract(opp_id, kind="term_extension", effective_date=self.today,
+                                       line_changes={line["Id"]: {"Quantity": int(Decimal(line["Quantity"])) + months,
+                                                                  "ServiceEnd": end}},
+                                       description=f"extended {months} months")
 
     # ------------------------------------------------------------ delivery (PSA, expenses, HR)
 
@@ -177,6 +321,32 @@ class Driver:
     def hr_events(self, month: int = 0) -> list:
         return list(self.firm.months[month].hr_events)
 
+    def play_hr_changes(self, month: int = 0) -> int:
+        """HR enters the month's cost-rate changes and terminations in the
+        HRIS on their effective dates at 09:00 HRIS time (the firm's hires
+        are in the HRIS from the start, as pre-hires); returns how many."""
+        cal = self.sim.calendar
+        events = [e for e in self.firm.months[month].hr_events if e.kind != "hire"]
+        for e in events:
+            when = cal.us_at_date(e.effective_date, time(9), system=self.hris.name)
+            self.sim.kernel.call_at(max(self.sim.now_us, when), self._enter_hr_event, e)
+        return len(events)
+
+    def _enter_hr_event(self, event) -> None:
+        if not self.hris.running:  # the HRIS is down: HR tries again in an hour
+            self.sim.kernel.call_later(HOUR, self._enter_hr_event, event)
+            return
+        try:
+            self.hris.apply_hr_event(event)
+        except ValueError as exc:
+            self.sim.trace.record("people.refused", {"system": "hris", "event": event.id, "why": str(exc)})
+
+    def correct_time(self, entry_id: str, hours: Decimal | str) -> dict:
+        """A consultant corrects an approved time entry (a new version,
+        submitted) and the manager approves the correction straight away."""
+        self.psa.correct_time_entry(entry_id, hours, notes="corrected after client review")
+        return self.psa.approve_time_entry(entry_id, approver="manager")
+
     # ------------------------------------------------------------ finance
 
     def run_billing(self) -> list[dict]:
@@ -191,6 +361,15 @@ class Driver:
             self.erp.close_period(self.erp.erp_id(entity.id), date(year, month, 1))
         self.revenue.close_period(period)
 
+    def collect_payments(self, share: float = 1.0) -> list[str]:
+        """The AR clerk matches the bank statement: the oldest `share` of the
+        open invoices are paid in full; returns their ids."""
+        due = [i["id"] for i in self.billing.records("invoices") if i["status"] == "open"]
+        paid = due[: round(len(due) * share)]
+        for invoice_id in paid:
+            self.billing.record_payment_received(invoice_id)
+        return paid
+
     # ------------------------------------------------------------ faults, now
 
     def partition(self, system: str, *, hours: float = 1, between: str = "core") -> None:
@@ -204,3 +383,9 @@ class Driver:
     def crash_core(self, *, restart_after_minutes: float = 1) -> None:
         now = self.sim.now_us
         self.sim.inject(Window("crash", now, now + int(restart_after_minutes * MINUTE), target="core"))
+
+    def hold_deliveries(self, system: str, *, hours: float = 1) -> None:
+        """Everything `system` sends the core -- webhooks, answers -- waits
+        on the wire for `hours`, then arrives at once."""
+        now = self.sim.now_us
+        self.sim.inject(Window("hold", now, now + int(hours * HOUR), between=(system, "core")))

@@ -39,6 +39,7 @@ KINDS = {
     "milestone.psa_milestone",
     "psa_milestone.milestone",
     "employee.psa_resource",
+    "psa_resource.employee",
 }
 
 

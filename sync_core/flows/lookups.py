@@ -1,0 +1,65 @@
+"""Reads an operation makes on the way to its write.
+
+An operation writes to one vendor (its name says which: ``psa.*``), but may
+need to read first -- from the same vendor or another (the CRM write-back
+reads billing's invoices; the HRIS read feeds the PSA write). A read is
+safe to repeat, so a short "slow down" is worth waiting out on the spot
+rather than failing the whole operation: every failed attempt starts the
+operation again from its first call, and a vendor with a one-second rate
+window and an operation of several calls can otherwise use up all its
+attempts without ever getting through (a swarm seed did exactly that).
+
+`read` carries the operation's correlation and causation ids, like
+`OpContext.call`, to whichever vendor it asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from ..dispatcher import OpContext
+from ..ports import HttpResponse, TransportError
+from ..replies import check
+from ..retry import RetryLater
+
+__all__ = ["read"]
+
+SHORT_WAIT_S = 5.0  # a Retry-After up to this is waited out in place
+WAITS = 3  # at most this many times per read
+
+
+def _retry_after(response: HttpResponse) -> float | None:
+    for header in ("retry-after", "x-ratelimit-reset"):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+async def read(ctx: OpContext, system: str, path: str, query: dict | None = None, *, ok: tuple[int, ...] = (200,)) -> HttpResponse:
+    """GET `path` from `system`; the answer if its status is in `ok`, else
+    what `replies.check` makes of it (after waiting out short 429s)."""
+    for _ in range(WAITS + 1):
+        response = await _get(ctx, system, path, query)
+        wait = _retry_after(response) if response.status == 429 else None
+        if wait is None or wait > SHORT_WAIT_S:
+            break
+        await trio.sleep(wait + ctx.env.random.uniform(0, 0.25))
+    return check(system, response, ok=ok, doing=f"reading {path}")
+
+
+async def _get(ctx: OpContext, system: str, path: str, query: dict | None) -> Any:
+    if system == ctx.system:
+        return await ctx.call("GET", path, query=query)
+    headers = {"x-causation-id": ctx.message["id"]}
+    if ctx.corr:
+        headers["x-correlation-id"] = ctx.corr
+    try:
+        return await ctx.env.clients[system].request("GET", path, headers=headers, query=query)
+    except TransportError as exc:
+        raise RetryLater(f"no answer from {system}: {exc}") from None
