@@ -135,7 +135,11 @@ class Dispatcher:
         policy: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.env = env
-        self.operations = {op.name: op for op in operations}
+        self.operations: dict[str, Operation] = {}
+        for op in operations:
+            if op.name in self.operations:
+                raise ValueError(f"two operations are named {op.name!r}; each flow's operations need their own names")
+            self.operations[op.name] = op
         self.systems = sorted({op.system for op in operations})
         self.limits = {s: (limits or {}).get(s, default_limit) for s in self.systems}
         self.policy = policy
@@ -265,7 +269,11 @@ class Dispatcher:
                 tracer.event("core.breaker.opened", {"system": op.system, "until_us": breaker.open_until}, corr=corr)
             tracer.event("core.op.retry", data, corr=corr, cause=message["id"])
         elif kind == "exception":
+            # The vendor answered (and refused): it is up, so a half-open
+            # breaker must not wait for a probe result that will never come.
+            breaker.on_success()
             tracer.event("core.exception.opened", data, corr=corr, cause=message["id"])
         else:
+            breaker.on_failure(now)
             data.setdefault("reason", str(value) if not isinstance(value, RetryLater) else value.reason)
             tracer.event("core.op.dead", data, corr=corr, cause=message["id"])

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from .ports import Environment, TransportError
-from .retry import RetryLater
+from .retry import BusinessException, RetryLater
 
 __all__ = ["Poller"]
 
@@ -47,6 +47,22 @@ class Poller:
         while True:
             try:
                 found = await self.poll_once()
+            except BusinessException as exc:
+                # A feed that refuses us (a 4xx) must not kill the core: a
+                # person has to look, and the poller keeps trying slowly.
+                self.failures += 1
+                self.caught_up = False
+                with self.env.store.transaction() as txn:
+                    from .outbox import next_counter
+
+                    item = f"ex{next_counter(txn, 'exceptions'):08d}"
+                    txn.put("exceptions", f"{exc.domain}:{item}", {
+                        "id": item, "domain": exc.domain, "code": exc.code, "message": exc.message,
+                        "details": {"poller": self.name, **exc.details}, "op": None, "aggregate": None,
+                    })
+                self.env.tracer.event("core.poll.refused", {"poller": self.name, "code": exc.code})
+                await trio.sleep(self.max_backoff)
+                continue
             except (TransportError, RetryLater) as exc:
                 self.failures += 1
                 self.caught_up = False

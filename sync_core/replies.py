@@ -26,15 +26,15 @@ TRANSIENT = {
             "UNEXPECTED_ERROR", "ACCOUNT_UNAVAILABLE"},
     "psa": {"record_locked", "too_many_requests", "too_many_concurrent_requests"},
     "billing": {"lock_timeout", "rate_limit", "idempotency_key_in_use"},
-    "revenue": {"RATE_LIMIT_EXCEEDED"},
+    "revenue": {"RATE_LIMIT_EXCEEDED", "RC_LOCKED"},
     "hris": {"TOO_MANY_REQUESTS"},
-    "expenses": {"RATE_LIMIT_REACHED"},
+    "expenses": {"RATE_LIMIT_REACHED", "REPORT_LOCKED"},
 }
 
 # Permanent refusals that belong to finance (the books) or the PMO (delivery
 # data); everything else permanent is IT's (mapping, master data, bugs).
 FINANCE = {"PERIOD_CLOSED", "PERIOD_AR_LOCKED", "TAX_REGISTRATION_REQUIRED", "TRANSACTION_HAS_APPLICATIONS",
-           "CURRENCY_NOT_ENABLED"}
+           "CURRENCY_NOT_ENABLED", "EXCHANGE_RATE_MISSING"}
 PMO = {"not_assigned", "project_not_active", "resource_terminated", "PROJECT_NOT_ACTIVE"}
 
 
