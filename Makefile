@@ -18,10 +18,13 @@ demo: $(STAMP)
 	$(BIN)/syncbed run --chaos default
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/syncbed bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .syncbed *.egg-info
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
