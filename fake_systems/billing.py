@@ -29,13 +29,14 @@ unit ("1087.50"; currencies written lower-case, "usd"). Every success is a
   POST /v1/payments                  invoice, amount, method, reference, received_on
   POST /v1/credit_notes              invoice, amount, reason, memo
   POST /v1/webhook_endpoints         url "<actor>:<path>" (e.g. "core:/webhooks/billing"), enabled_events
-  GET  /v1/<kind>/{id}, and lists    ?limit (1-100, default 10) &starting_after=<id>, newest first, with
+  GET  /v1/<kind>/{id}, and lists    ?limit (1-100, default 10) &starting_after=<id> (older) or
+                                     &ending_before=<id> (newer), newest first, with
                                      filters: customers external_ref; billing_schedules customer, contract_ref;
                                      invoice_items customer, schedule, status, invoice, source_type, source_id;
                                      invoices customer, schedule, contract_ref, status; holds customer, status;
                                      payments and credit_notes invoice, customer
   GET  /v1/events                    newest first, kept 30 days: type, created_gte, created_lt, limit,
-                                     starting_after (an event id: the page continues with older events)
+                                     starting_after / ending_before (an event id: older / newer events)
 
 Amounts: a line is quantity x unit_amount rounded once, half up, to the minor
 unit; tax is rounded once on the subtotal (`billing_records`). Idempotency
@@ -51,6 +52,7 @@ after the write (drawn at `error_5xx_after_commit`).
 
 from __future__ import annotations
 
+import bisect
 import copy
 from datetime import date
 from decimal import Decimal
@@ -291,8 +293,14 @@ class Billing(VendorSystem):
         return list_
 
     def _page(self, request: Request, url: str, rows: list[dict], filters: tuple[str, ...], extra: tuple[str, ...] = ()) -> Response:
-        """One page of `rows` (newest first), filtered by the query."""
-        q = Params(request.query, filters + extra + ("limit", "starting_after"))
+        """One page of `rows` (newest first), filtered by the query.
+
+        ``starting_after`` pages back to older records; ``ending_before``
+        forward to newer ones -- the page is then the `limit` records just
+        newer than the cursor, still newest first, and ``has_more`` says
+        there are newer still (how a subscriber catches up on the events
+        list)."""
+        q = Params(request.query, filters + extra + ("limit", "starting_after", "ending_before"))
         for name in filters:
             want = q.text(name)
             if want is not None:
@@ -300,22 +308,45 @@ class Billing(VendorSystem):
         limit = int(parse_decimal(request.query.get("limit", 10), "limit", places=0))
         if not 1 <= limit <= 100:
             raise VendorError(400, "parameter_invalid", "limit must be from 1 to 100", "limit")
-        after = q.text("starting_after")
+        after, before = self._cursor(q, url, "starting_after"), self._cursor(q, url, "ending_before")
+        if after is not None and before is not None:
+            raise VendorError(400, "parameter_invalid", "give starting_after or ending_before, not both", "ending_before")
         if after is not None:
-            prefix = "evt" if url == "/v1/events" else PREFIX[url.rsplit("/", 1)[1]]
-            head, _, digits = after.rpartition("_")
-            if head != prefix or not digits.isdigit():
-                raise VendorError(400, "parameter_invalid", f"starting_after {after!r} is not a {prefix}_ id", "starting_after")
-            rows = [r for r in rows if sequence_of(r["id"]) < int(digits)]
-        return Response(200, {"object": "list", "url": url, "data": copy.deepcopy(rows[:limit]),
+            rows = [r for r in rows if sequence_of(r["id"]) < after]
+            page = rows[:limit]
+        elif before is not None:
+            rows = [r for r in rows if sequence_of(r["id"]) > before]
+            page = rows[-limit:]
+        else:
+            page = rows[:limit]
+        return Response(200, {"object": "list", "url": url, "data": copy.deepcopy(page),
                               "has_more": len(rows) > limit})
 
-    def _retained_events(self) -> list[dict]:
+    @staticmethod
+    def _cursor(q: Params, url: str, name: str) -> int | None:
+        value = q.text(name)
+        if value is None:
+            return None
+        prefix = "evt" if url == "/v1/events" else PREFIX[url.rsplit("/", 1)[1]]
+        head, _, digits = value.rpartition("_")
+        if head != prefix or not digits.isdigit():
+            raise VendorError(400, "parameter_invalid", f"{name} {value!r} is not a {prefix}_ id", name)
+        return int(digits)
+
+    def _retained_events(self, newer_than: int = 0) -> list[dict]:
+        """Events kept (30 days) with a sequence above `newer_than`, newest first."""
         cutoff = self.clock_us() - EVENT_RETENTION_US
-        return [e for e in reversed(self.store.events) if e["created"] >= cutoff]
+        events = self.store.events
+        # Ids are issued in order, so the store's list is sorted by them.
+        start = bisect.bisect_right(events, newer_than, key=lambda e: sequence_of(e["id"]))
+        return [e for e in reversed(events[start:]) if e["created"] >= cutoff]
 
     def _list_events(self, request: Request) -> Response:
-        rows = self._retained_events()
+        before = request.query.get("ending_before")
+        newer_than = 0
+        if isinstance(before, str) and before.startswith("evt_") and before[4:].isdigit():
+            newer_than = int(before[4:])  # only a narrowing: _page checks the cursor
+        rows = self._retained_events(newer_than)
         for name, keep in (("created_gte", lambda e, t: e["created"] >= t), ("created_lt", lambda e, t: e["created"] < t)):
             if request.query.get(name) is not None:
                 t = int(parse_decimal(request.query[name], name, places=0))

@@ -127,7 +127,11 @@ class PolledFeed:
         extra = self.vendor.durable.extra
         key = f"polled:{self.name}"
         if key not in extra:
-            extra[key] = {"events": [], "next": 0}
+            # events: in append order, which is changed_at order (the
+            # vendor's clock only moves forward), so `since` is a bisection;
+            # next_expiry: the soonest _expires_at among them, so a read
+            # only sweeps expired changes when there is one to sweep.
+            extra[key] = {"events": [], "next": 0, "next_expiry": None}
         return extra[key]
 
     def append(self, change: dict) -> dict:
@@ -145,7 +149,18 @@ class PolledFeed:
             **change,
         }
         state["events"].append(event)
+        if state["next_expiry"] is None or event["_expires_at"] < state["next_expiry"]:
+            state["next_expiry"] = event["_expires_at"]
         return {k: v for k, v in event.items() if not k.startswith("_")}
+
+    def _expire(self, now: int) -> None:
+        state = self._state
+        if state["next_expiry"] is None or state["next_expiry"] > now:
+            return
+        before = len(state["events"])
+        state["events"] = [e for e in state["events"] if e["_expires_at"] > now]
+        state["next_expiry"] = min((e["_expires_at"] for e in state["events"]), default=None)
+        self.vendor.record("feed.expired", {"feed": self.name, "events": before - len(state["events"])})
 
     def read(self, since_us: int, limit: int = 200, page: int = 1) -> tuple[list[dict], bool]:
         """Changes with ``changed_at >= since_us`` that are visible now and
@@ -153,12 +168,10 @@ class PolledFeed:
         returns (changes, more_pages)."""
         vendor = self.vendor
         now = vendor.now_us
-        state = self._state
-        before = len(state["events"])
-        state["events"] = [e for e in state["events"] if e["_expires_at"] > now]
-        if len(state["events"]) != before:
-            vendor.record("feed.expired", {"feed": self.name, "events": before - len(state["events"])})
-        visible = [e for e in state["events"] if e["changed_at"] >= since_us and e["_visible_at"] <= now]
+        self._expire(now)
+        events = self._state["events"]
+        start = bisect.bisect_left(events, since_us, key=lambda e: e["changed_at"])
+        visible = [e for e in events[start:] if e["_visible_at"] <= now]
         chunk = visible[(page - 1) * limit : page * limit]
         rng = vendor.sim.streams.rng(f"{vendor.name}.feed.read")
         out = [{k: v for k, v in e.items() if not k.startswith("_")} for e in chunk]

@@ -15,7 +15,9 @@ integration, on purpose, because the family does:
   * **over the limit**: 429 with ``Retry-After`` over a sliding window;
   * **a polled change feed** (``GET /changes?since=...&page=N``): no ordering
     guarantee, duplicates possible, a change becomes visible some seconds
-    after the time it carries, and is kept 7 to 9 days. ``since`` is virtual
+    after the time it carries, and is kept 7 to 9 days. Each answer says the
+    PSA's time it was computed at (``as_of``): a change made a visibility
+    lag before that was in it, if it matched. ``since`` is virtual
     microseconds (an integer, compare each change's ``changed_at``) or an
     ISO-8601 timestamp with an offset in the PSA's clock (``changed_at_time``,
     ``updated_at``). Every create, update and status change of a project,
@@ -210,7 +212,8 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
         page = rec.whole_number(q, "page", 1, 1_000_000)
         per = rec.whole_number(q, "per_page", 100, 200)
         changes, more = self.feed.read(since, limit=per, page=page)
-        return Response(200, {"changes": changes, "count": len(changes), "page": page, "per_page": per, "more": more})
+        return Response(200, {"changes": changes, "count": len(changes), "page": page, "per_page": per, "more": more,
+                              "as_of": self.now_us})
 
     # ---- projects
 

@@ -40,7 +40,11 @@ from .core_host import CORE, CoreActor
 __all__ = ["BusinessWorld", "SYSTEMS", "Quiescence"]
 
 SYSTEMS = ["billing", "crm", "erp", "expenses", "hris", "psa", "revenue"]
-SETTLE_US = 10 * MINUTE  # quiet must last this long: polled feeds show changes late
+# Quiet must last this long. A core reads most changes by polling, and an idle
+# poller waits up to ten minutes (sync_core.pollers.IDLE_MAX_S) between reads,
+# and a polled feed shows a change some seconds late: a window shorter than
+# that could end before the core has even looked.
+SETTLE_US = 15 * MINUTE
 
 
 class Quiescence:
@@ -67,6 +71,9 @@ class Quiescence:
                 break
             mark = self._effects()
             await kernel.run_until(min(limit_us, kernel.now_us + SETTLE_US))
+            # The window's end may fall while a routine poll is in flight:
+            # judge the window once that has landed, not at an instant.
+            await kernel.run_until_quiet(self.now, limit_us=limit_us)
             if self.now() and self._effects() == mark:
                 return True
         return False

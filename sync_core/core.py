@@ -52,6 +52,10 @@ class Flow(Protocol):
 
     def webhooks(self) -> dict[str, Callable[[InboundRequest], Awaitable[InboundResponse]]]: ...
 
+    # Optional: ``idle() -> bool``, False while the flow has work due on a
+    # timer (a fetch it will make when a wait runs out) that neither the
+    # outbox nor a poller shows.
+
 
 class ReferenceCore:
     def __init__(self, env: Environment) -> None:
@@ -93,7 +97,8 @@ class ReferenceCore:
         return await handler(request)
 
     def idle(self) -> bool:
-        return self.dispatcher.idle() and all(p.caught_up for p in self.pollers)
+        return (self.dispatcher.idle() and all(p.caught_up for p in self.pollers)
+                and all(flow.idle() for flow in self.flows if hasattr(flow, "idle")))
 
     # ------------------------------------------------------------ for flows
 

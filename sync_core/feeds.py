@@ -14,8 +14,12 @@ Each feed is read the way its family demands:
     gap is recorded as an IT exception and reading restarts from the oldest
     retained event -- what was lost in between needs a re-sync by a person.
   * PSA ("changed since"): no order, duplicates, and changes that become
-    visible after their timestamp. The reader asks again from a watermark
-    held back by an overlap window, and relies on the inbox for the repeats.
+    visible after their timestamp. The watermark is the PSA's own time of
+    the last complete read (``as_of``); the next read starts an overlap
+    window before it, which covers the visibility lag, and the inbox drops
+    the repeats. (A watermark at the newest change seen would re-read the
+    last burst -- a team's timesheets, all stamped 17:00 -- on every poll
+    until something newer happened.)
   * HRIS: events after the last event id.
   * Expenses: approved lines since a date, dedupled by line and status.
 
@@ -106,12 +110,15 @@ class FeedReaders:
         found_new = False
         page = 1
         newest = watermark
+        as_of = None
         while True:
             response = await core.env.clients["psa"].request(
                 "GET", "/changes", query={"since": str(since), "page": str(page), "per_page": str(PAGE)}
             )
             check("psa", response, ok=(200,), doing="reading changes")
             changes = sorted(response.json["changes"], key=lambda c: (c["changed_at"], c["id"]))
+            if page == 1 and isinstance(response.json.get("as_of"), int):
+                as_of = response.json["as_of"]  # later pages may see more; the first bounds what all saw
             now = core.now_us()
             with core.env.store.transaction() as txn:
                 for change in changes:
@@ -120,7 +127,7 @@ class FeedReaders:
                         found_new = True
                         self._dispatch(txn, "psa", change["item_type"], change)
                 if not response.json.get("more"):
-                    txn.put("cursors", "psa", newest)
+                    txn.put("cursors", "psa", max(newest, as_of or 0))
             if not response.json.get("more"):
                 return found_new
             page += 1

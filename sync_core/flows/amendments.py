@@ -92,6 +92,18 @@ def _key(deal: str, version: int) -> str:
     return f"{deal}{SEP}{version:06d}"
 
 
+def _fetch_due(state: dict) -> bool:
+    """A version is missing (a gap, or announced but never seen) and the
+    CRM has not been asked for it since it went missing."""
+    if state.get("gap") is not None:
+        since = state.get("gap_since_us", 0)
+    elif state["announced"] > state["applied"]:
+        since = state.get("announced_us", 0)
+    else:
+        return False
+    return state.get("fetched_us", -1) < since
+
+
 class AmendmentFlow:
     name = "amendments"
 
@@ -120,6 +132,12 @@ class AmendmentFlow:
 
     def webhooks(self) -> dict:
         return {}
+
+    def idle(self) -> bool:
+        """False while a missing version is still to be fetched: that work
+        is due on a timer, not on a message, so nothing else shows it."""
+        with self.core.env.store.transaction() as txn:
+            return not any(_fetch_due(state) and xrefs.contract_json(txn, deal) for deal, state in txn.scan(DEALS))
 
     # ------------------------------------------------------------ the feed
 

@@ -39,8 +39,11 @@ How it stays right whatever the order of arrival:
     unbilled, as it should -- the correction is time-to-finance's business.
 
 Missed webhooks (given up after the vendor's retries, or lost in an outage)
-come back through the poller over ``GET /v1/events``, from a watermark on the
-vendor's own ``created`` clock held back by an overlap. Once a day the same
+come back through the poller over ``GET /v1/events``, paging forward from the
+newest event read before (``ending_before``). The events list is the
+vendor's log in creation order and lists an event as soon as it exists, so
+nothing appears behind that cursor; a cursor on the ``created`` clock would
+re-read every event of one instant (a billing run's burst) on every poll. Once a day the same
 poller looks for invoices that fell overdue and refreshes their deals.
 
 Operations (each reads what it needs when it runs; none needs the order of
@@ -61,7 +64,7 @@ Store tables:
   billing_invoices  "<invoice id>"           -> snapshot, payments, deal
   billing_sources   "<source type>:<id>"     -> invoices billing it, what was written
   deal_invoices     "<Opportunity Id>"       -> its invoices, what was written
-  cursors           "billing-events"         -> watermark (vendor us)
+  cursors           "billing-events"         -> the newest event id read
                     "billing-overdue"        -> the last day overdue was swept
 """
 
@@ -93,7 +96,6 @@ HANDLED = ("invoice.finalized", "invoice.paid", "invoice.voided", "payment.succe
 RANK = {"draft": 0, "open": 1, "paid": 2, "void": 2}  # paid and void are both final, and exclusive
 LIVE = ("open", "paid")  # invoices that bill their lines
 WRITTEN_BACK = ("time_entry", "milestone")  # sources the PSA holds
-OVERLAP_US = 5 * 60 * 1_000_000  # re-read the events list 5 minutes back: cheap, and the inbox drops repeats
 PAGE = "100"
 
 PSA_OP = "psa.write_billing_status"
@@ -232,14 +234,15 @@ class FeedbackFlow:
         return True
 
     async def poll_events(self) -> bool:
-        """Recover events the webhooks missed: everything created since the
-        watermark (minus the overlap), every page, oldest first."""
+        """Recover events the webhooks missed: every event after the newest
+        one read before (``ending_before`` pages forward), or on the first
+        read everything the vendor still keeps; applied oldest first."""
         core = self.core
         with core.env.store.transaction() as txn:
-            watermark = txn.get("cursors", "billing-events")
+            cursor = txn.get("cursors", "billing-events")
         query = {"limit": PAGE}
-        if watermark is not None:
-            query["created_gte"] = str(max(0, watermark - OVERLAP_US))
+        if cursor is not None:
+            query["ending_before"] = cursor
         events: list[dict] = []
         try:
             while True:
@@ -249,10 +252,13 @@ class FeedbackFlow:
                 events.extend(page)
                 if not response.json.get("has_more") or not page:
                     break
-                query = dict(query, starting_after=page[-1]["id"])
+                if cursor is not None:
+                    query = dict(query, ending_before=page[0]["id"])  # newest first: page[0] is the newest
+                else:
+                    query = dict(query, starting_after=page[-1]["id"])
         except BusinessException as exc:
             # A refusal of the read itself (a bad parameter after an API
-            # change): a person must look; the poller keeps its watermark.
+            # change): a person must look; the poller keeps its cursor.
             with core.env.store.transaction() as txn:
                 core.open_exception(txn, "it", exc.code, f"billing events list refused: {exc.message}",
                                     {"query": query})
@@ -264,8 +270,9 @@ class FeedbackFlow:
                 if self.receive(txn, event, via="events_list"):
                     recovered.append(event["id"])
             if events:
-                newest = max(e["created"] for e in events)
-                txn.put("cursors", "billing-events", max(newest, watermark or 0))
+                newest = events[-1]["id"]
+                if cursor is None or event_sequence(newest) > event_sequence(cursor):
+                    txn.put("cursors", "billing-events", newest)
             self._sweep_overdue(txn)
         if recovered:
             core.trace("core.feedback.recovered", {"events": len(recovered), "first": recovered[0],
