@@ -27,7 +27,9 @@ mutable but this object's gate, a `threading.Condition`:
     and `WorldSample` list, and the trace spool file.
 
 Pausing never changes what the world does. The clock only delays the
-moment trio moves virtual time, and a wake-up is sent only while the world
+moment trio moves virtual time, or stops it short at a time where nothing
+happens (a seek's target, paced play through a quiet hour), and a wake-up
+is sent only while the world
 waits at the clock with no task runnable, when trio's scheduler has nothing
 to shuffle -- so an unsteered live run writes the same trace as
 ``syncbed run``, byte for byte (tests/tui/test_host.py holds this).
@@ -57,6 +59,7 @@ __all__ = ["WorldHost", "HostStatus", "SPEEDS", "Mode"]
 
 PARK_S = 3600.0  # a pause waits for I/O this long at most (a wake-up ends it)
 PUBLISH_EVERY_S = 0.05
+TICK_S = 0.1  # paced play moves the clock through a quiet stretch this often
 SAMPLE_EVERY_US = 15 * MINUTE
 SAMPLE_MIN_GAP_S = 0.2
 
@@ -126,8 +129,7 @@ class _GatedClock(trio.abc.Clock):
         return self._inner.current_time()
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
-        wait = self._host._before_time_moves(deadline)
-        return self._inner.deadline_to_sleep_time(deadline) if wait is None else wait
+        return self._host._before_time_moves(deadline, self._inner.deadline_to_sleep_time)
 
 
 def _noop() -> None:
@@ -414,8 +416,20 @@ class WorldHost:
             self._publish_locked()
             self._cv.wait(min(0.2, (t - allowed) / speed))
 
-    def _before_time_moves(self, deadline: float) -> float | None:
-        """The clock's question; None lets the kernel move time."""
+    def _before_time_moves(self, deadline: float, move: Callable[[float], float]) -> float:
+        """The clock's question: how long may trio wait for real I/O?
+
+        Either the host's own answer (0 to ask again at once; a wait while
+        paused or pacing) or ``move(horizon)``: the kernel's, with trio's
+        next deadline lowered to `horizon` when the UI wants the clock to
+        stop at a time where nothing happens -- a seek's target, or where
+        paced play has got to. The kernel then handles the horizon like a
+        deadline of its own: it runs what falls before it, lets a driving
+        task's ``run_until`` win if that comes first, and otherwise moves
+        the clock to it and comes back here. Nothing runs at a horizon and
+        no random draw is spent on one (trio shuffles an empty batch), so it
+        changes when the world is looked at, never what the world does.
+        """
         with self._cv:
             if self._stopping:
                 if not self._cancelled:
@@ -424,36 +438,28 @@ class WorldHost:
                 return 0.0
             commands, self._commands = self._commands, []
         if commands:
-            notes = []
-            self._in_command = True
-            try:
-                for command in commands:
-                    try:
-                        notes.append(command() or "")
-                    except Exception as exc:
-                        notes.append(f"could not do that: {exc}")
-            finally:
-                self._in_command = False
-            self._take_sample()
-            with self._cv:
-                self._note = "; ".join(n for n in notes if n)
-                self._publish_locked(force=True)
+            self._run_commands(commands)
             return 0.0  # let the tasks the commands woke run before time moves
         kernel = self.built.sim.kernel
+        now = kernel.now_us
         nxt = kernel.next_event_time()
         if deadline != math.inf:
             d = seconds_to_us(deadline)
             nxt = d if nxt is None else min(nxt, d)
+        horizon: int | None = None
         sample_due = False
         with self._cv:
             if self._settling:
-                return None
-            if nxt is None and self._after_end:
-                return self._park_at_clock_locked("nothing left to happen")
+                return move(deadline)
             mode = self._mode
-            if mode == Mode.UNTIL and self._until_t is not None and nxt is not None and nxt > self._until_t:
-                self._mode = mode = Mode.PAUSED
-                self._note = "arrived (nothing happens until later)"
+            if mode == Mode.UNTIL and self._until_t is not None:
+                if now >= self._until_t:
+                    self._mode = mode = Mode.PAUSED
+                    self._note = "arrived"
+                else:
+                    horizon = self._until_t
+            if nxt is None and self._after_end and horizon is None:
+                return self._park_at_clock_locked("nothing left to happen")
             if mode == Mode.PAUSED:
                 sample_due = self._sample_due(force=True)
                 if not sample_due:
@@ -462,19 +468,40 @@ class WorldHost:
                 speed = SPEEDS[self._speed][0]
                 if speed is not None:
                     wall0, virt0 = self._anchor
-                    allowed = virt0 + (time.monotonic() - wall0) * speed
+                    allowed = int(virt0 + (time.monotonic() - wall0) * speed)
                     if nxt > allowed:
-                        self._parked = "clock"
-                        self._kicked = False
-                        self._publish_locked()
-                        return min(0.2, (nxt - allowed) / speed)
+                        if allowed - now < TICK_S * speed:
+                            # The clock is where the speed says: wait for the next tick.
+                            self._parked = "clock"
+                            self._kicked = False
+                            self._publish_locked()
+                            return min(TICK_S, (nxt - allowed) / speed)
+                        horizon = allowed  # nothing happens until later: let the clock tick on
             self._parked = None
             if not sample_due:
                 sample_due = self._sample_due()
         if sample_due:
             self._take_sample()
             return 0.0  # ask again: the gate may want to park now
-        return None
+        if horizon is None:
+            return move(deadline)
+        return move(min(deadline, horizon / 1_000_000))
+
+    def _run_commands(self, commands: list[Callable[[], str | None]]) -> None:
+        notes = []
+        self._in_command = True
+        try:
+            for command in commands:
+                try:
+                    notes.append(command() or "")
+                except Exception as exc:
+                    notes.append(f"could not do that: {exc}")
+        finally:
+            self._in_command = False
+        self._take_sample()
+        with self._cv:
+            self._note = "; ".join(n for n in notes if n)
+            self._publish_locked(force=True)
 
     def _park_at_clock_locked(self, note: str | None) -> float:
         if note is not None and not self._note:
