@@ -8,7 +8,9 @@ Billable things, by the source each invoice item must carry (contract):
     contract rate in force on the work date. A billed earlier version is
     offset by an ``adjustment`` with id ``<entry>:v<version>:rev`` (or, as
     the ERP spells it, ``te:<entry>:v<version>:rev``), so the net billed per
-    entry is the final amount;
+    entry is the final amount. A billed version may instead be taken back
+    by a credit note on its invoice whose memo is ``te:<entry>:v<n>:rev``
+    (an invoice the client holds is never rewritten);
   * an accepted milestone -- ``milestone`` / ``<PSA milestone id>``, at its
     amount. Before the client's sign-off an item may exist only held;
   * an approved billable expense -- ``expense`` / ``<expense entry id>``.
@@ -45,11 +47,13 @@ def _time(truth: Truth, f: Findings, e: Entry) -> None:
         return
     f.checked += 1
     say = lambda what: truth.say(f"{e.label()}: {what}", e.corr)  # noqa: E731
-    net = sum((dec(i["amount"]) for i in items), ZERO)
+    net = truth.net_time_billed(e.id)
+    shown = items + [{"id": f"{n['id']} crediting {i['id']}", "amount": f"-{i['amount']}", "status": "credit note"}
+                     for n, i in truth.time_credits.get(e.id, [])]
     if not e.billable_tm:
         why = "not approved" if not e.approved else "not billable T&M time"
         if net != ZERO:
-            f.hard.append(say(f"billed {net} though {why}: {_items(items)}"))
+            f.hard.append(say(f"billed {net} though {why}: {_items(shown)}"))
         return
     final = truth.live_items_by_source.get(("time_entry", f"{e.id}:v{e.version}"), [])
     if not final:
@@ -66,7 +70,7 @@ def _time(truth: Truth, f: Findings, e: Entry) -> None:
     if want is None:
         f.hard.append(say(f"cannot be priced: {why}"))
     elif net != want:
-        f.hard.append(say(f"net billed {net} != {e.record['hours']} h at the contract rate = {want} ({_items(items)})"))
+        f.hard.append(say(f"net billed {net} != {e.record['hours']} h at the contract rate = {want} ({_items(shown)})"))
     customers = _customers_of(truth, e.deal)
     wrong = [i["id"] for i in items if customers and i["customer"] not in customers]
     if wrong:

@@ -66,8 +66,11 @@ def analyse_time_postings(truth: Truth) -> Findings:
             if v == final and slot["rev"]:
                 f.hard.append(say(f"the final approved version {v} was reversed ({eid}:rev)"))
             if v != final and slot["post"] and not slot["rev"]:
+                # A missing reversal, like a missing posting, is excused by an
+                # exception that names the entry (a closed period, say).
                 why = "a later version replaced it" if e.approved else f"the entry is now {e.record['status']}"
-                f.hard.append(say(f"version {v} is still posted ({eid}) though {why}; it needs {eid}:rev"))
+                f.gaps.append(Gap(f"{e.label()}: version {v} is still posted ({eid}) though {why}; it needs {eid}:rev",
+                                  _entry_keys(truth, e), e.corr))
             for rev in slot["rev"][:1]:
                 for post in slot["post"][:1]:
                     if dec(rev.get("hours")) != -dec(post.get("hours")):

@@ -61,7 +61,7 @@ def analyse_reconciliation(truth: Truth) -> Findings:
                 cols["psa_amount"] += want
         if e.model == "t_and_m":
             cols["erp_revenue"] += sum((dec(a.get("revenueAmount")) for a in rows), ZERO)
-            cols["billed"] += sum((dec(i["amount"]) for i in truth.time_items.get(e.id, [])), ZERO)
+            cols["billed"] += truth.net_time_billed(e.id)
             cols["recognised"] += rev_by_entry.get(e.id, ZERO)
     for (opp, period), cols in sorted(sums.items()):
         f.checked += 1

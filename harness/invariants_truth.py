@@ -488,6 +488,30 @@ class Truth(Evidence):
         return out
 
     @cached_property
+    def time_credits(self) -> dict[str, list[tuple[dict, dict]]]:
+        """entry id -> (credit note, item) for each billed time item taken
+        back by a credit note on its invoice: the note's memo names the
+        reversal ``te:<entry>:v<n>:rev`` (the contract), and the item of
+        ``<entry>:v<n>`` on that invoice counts as credited in full."""
+        out: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
+        for note in self.rows("billing", "credit_notes"):
+            memo = note.get("memo") or ""
+            found = time_source("adjustment", memo) if memo.startswith("te:") and memo.endswith(":rev") else None
+            if found is None:
+                continue
+            entry, version = found
+            for item in self.live_items_by_source.get(("time_entry", f"{entry}:v{version}"), []):
+                if item.get("invoice") == note.get("invoice"):
+                    out[entry].append((note, item))
+        return out
+
+    def net_time_billed(self, entry: str) -> Decimal:
+        """What billing holds for a time entry: its items (originals and
+        adjustments) less what credit notes took back."""
+        billed = sum((dec(i["amount"]) for i in self.time_items.get(entry, [])), ZERO)
+        return billed - sum((dec(item["amount"]) for _, item in self.time_credits.get(entry, [])), ZERO)
+
+    @cached_property
     def invoices(self) -> list[dict]:
         return self.rows("billing", "invoices")
 

@@ -105,6 +105,8 @@ def rates_and_leavers_match(world) -> dict:
 
 
 def leavers_unassigned(world) -> dict:
+    """One that starts only after the last day cannot end before it starts:
+    ended on its first day with the PMO told to restaff it is right too."""
     name = "HR: a leaver's assignments end by their last day"
     violations, leavers = [], 0
     for emp, w in sorted(world.hris.table("workers").items()):
@@ -114,6 +116,9 @@ def leavers_unassigned(world) -> dict:
         for r in t.psa(world, "resources", external_reference=emp):
             for a in t.psa(world, "assignments", resource_id=r["id"]):
                 if a["end_date"] is None or a["end_date"] > w["terminationDate"]:
+                    if a["start_date"] > w["terminationDate"] and a["end_date"] == a["start_date"] \
+                            and t.queued_for_people(world, f'"assignment": "{a["id"]}"'):
+                        continue  # starts after they left: ended on its first day, the PMO restaffs it
                     violations.append(f"worker {emp} left {w['terminationDate']}: assignment {a['id']} runs to "
                                       f"{a['end_date']}")
     return check(name, violations)

@@ -10,7 +10,9 @@ exception queues, the hopeless to the dead-letter queue.
 An attempt is counted in the store *before* the call goes out, so after a
 crash the operation knows a previous attempt may have reached the vendor
 (``ctx.attempt > 1``) and must check before repeating a non-idempotent
-call.
+call. Retries are budgeted by *charged* attempts: every failed attempt but
+the probes of an open breaker, which only find out whether the vendor is
+back. While a vendor is down its messages wait; they do not burn out.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ class Dispatcher:
                     breaker.on_start(now)
                     self._running.add(message["id"])
                     self._in_flight[system] += 1
-                    nursery.start_soon(self._execute, message)
+                    nursery.start_soon(self._execute, message, breaker.probing)
                     free -= 1
                     if free == 0 or breaker.probing:
                         break
@@ -204,7 +206,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------ one message
 
-    async def _execute(self, message: dict) -> None:
+    async def _execute(self, message: dict, probe: bool = False) -> None:
         op = self.operations[message["op"]]
         system = op.system
         env = self.env
@@ -227,13 +229,13 @@ class Dispatcher:
                 outcome = ("retry", RetryLater(f"{op.name} took longer than {op.timeout}s", ambiguous=True))
             except Exception as exc:  # a bug in the operation: park it, do not loop
                 outcome = ("dead", f"{type(exc).__name__}: {exc}")
-            self._record(op, message, outcome)
+            self._record(op, message, outcome, probe)
         finally:
             self._running.discard(message["id"])
             self._in_flight[system] -= 1
             self.wake()
 
-    def _record(self, op: Operation, message: dict, outcome: tuple) -> None:
+    def _record(self, op: Operation, message: dict, outcome: tuple, probe: bool = False) -> None:
         env = self.env
         tracer = env.tracer
         kind, value = outcome
@@ -247,7 +249,12 @@ class Dispatcher:
                 if op.on_success is not None:
                     op.on_success(txn, message, value, now)
             elif kind == "retry":
-                if self.policy.exhausted(message["attempts"]):
+                # A failed probe of an open breaker says the vendor is still
+                # down, not that this message is hopeless: it is not charged,
+                # so a weekend's outage cannot exhaust the retries of the
+                # message that happens to be first in line.
+                message = dict(message, charged=message.get("charged", 0) + (0 if probe else 1))
+                if self.policy.exhausted(message["charged"]):
                     Outbox.dead_letter(txn, message, f"gave up after {message['attempts']} attempts: {value.reason}", now)
                     kind = "dead"
                 else:

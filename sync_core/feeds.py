@@ -69,7 +69,10 @@ class FeedReaders:
         wanted = sorted({system for system, _ in self.handlers})
         return [core.poller(f"{s}-feed", readers[s][0], readers[s][1]) for s in wanted if s in readers]
 
-    def _dispatch(self, txn: Transaction, system: str, kind: str, change: dict) -> None:
+    def dispatch(self, txn: Transaction, system: str, kind: str, change: dict) -> None:
+        """Hand `change` to every handler of (system, kind), in `txn`. Flows
+        also tell each other of their own decisions this way, as system
+        ``"core"`` (``"core", "worker.cost_rates_changed"``)."""
         for handler in self.handlers.get((system, kind), ()):
             handler(txn, change)
 
@@ -95,7 +98,7 @@ class FeedReaders:
         with core.env.store.transaction() as txn:
             for event in events:
                 if Inbox.first_time(txn, "crm", event["replayId"], now):
-                    self._dispatch(txn, "crm", event["header"]["entity"], event)
+                    self.dispatch(txn, "crm", event["header"]["entity"], event)
             if response.json.get("lastReplayId") is not None:
                 txn.put("cursors", "crm", response.json["lastReplayId"])
         return bool(events)
@@ -125,7 +128,7 @@ class FeedReaders:
                     newest = max(newest, change["changed_at"])
                     if Inbox.first_time(txn, "psa", str(change["id"]), now):
                         found_new = True
-                        self._dispatch(txn, "psa", change["item_type"], change)
+                        self.dispatch(txn, "psa", change["item_type"], change)
                 if not response.json.get("more"):
                     txn.put("cursors", "psa", max(newest, as_of or 0))
             if not response.json.get("more"):
@@ -146,7 +149,7 @@ class FeedReaders:
         with core.env.store.transaction() as txn:
             for event in events:
                 if Inbox.first_time(txn, "hris", event["id"], now):
-                    self._dispatch(txn, "hris", event.get("type", "worker"), event)
+                    self.dispatch(txn, "hris", event.get("type", "worker"), event)
             if events:
                 txn.put("cursors", "hris", events[-1]["id"])
         return bool(events)
@@ -173,7 +176,7 @@ class FeedReaders:
                         continue
                     if Inbox.first_time(txn, "expenses", f"{line['EntryId']}:approved", now):
                         found_new = True
-                        self._dispatch(txn, "expenses", "entry", line)
+                        self.dispatch(txn, "expenses", "entry", line)
             if body.get("NextOffset") is None:
                 return found_new
             offset = body["NextOffset"]

@@ -50,16 +50,18 @@ from ..retry import BusinessException
 from .quote_contract import pob_ref
 from .time_billing import create_once, find_credit_note, find_item, item_payload
 from .time_pricing import Unpriceable, amount, bill_rate, line_ids, line_on, negate
-from .time_state import CACHE, PRICED, account_of, contract_of
+from .time_state import BY_RESOURCE, CACHE, ENTRIES, PRICED, account_of, contract_of
+from .workers import cost_rate_on
 
 if TYPE_CHECKING:
     from ..core import ReferenceCore
 
-__all__ = ["TimePostings", "POST_OPS", "REVERSE_OPS", "priced_key", "fx_rate"]
+__all__ = ["TimePostings", "POST_OPS", "REVERSE_OPS", "ERP_RECOST", "priced_key", "fx_rate"]
 
 PRICE, ERP_POST, BILL_POST, REV_POST = (
     "psa.price_time_entry", "erp.post_time_actual", "billing.bill_time_entry", "revenue.recognise_time_entry")
 ERP_REV, BILL_REV, REV_REV = "erp.reverse_time_actual", "billing.reverse_time_item", "revenue.reverse_time_event"
+ERP_RECOST = "erp.recost_time_actual"
 POST_OPS = (PRICE, ERP_POST, BILL_POST, REV_POST)
 REVERSE_OPS = (ERP_REV, BILL_REV, REV_REV)
 ERP = "/erp/v1"
@@ -106,6 +108,7 @@ class TimePostings:
             Operation(ERP_REV, self.reverse_actual, self.recorded("erp_reversal")),
             Operation(BILL_REV, self.reverse_item, self.recorded("billing_reversal")),
             Operation(REV_REV, self.reverse_event, self.recorded("revenue_reversal")),
+            Operation(ERP_RECOST, self.recost_actual, self.recorded("erp", keep_on_skip=True)),
         ]
 
     # ------------------------------------------------------------ deciding (in the feed's transaction)
@@ -134,6 +137,9 @@ class TimePostings:
             if op == PRICE:
                 payload["snap"] = state["snap"]
             self.core.enqueue(txn, op, payload, aggregate=f"deal:{deal}", corr=f"te:{entry}", cause=cause)
+        snap = state["snap"]
+        if snap.get("resource_id") is not None:
+            txn.put(BY_RESOURCE, f"{snap['resource_id']}\x00{entry}", {"version": version, "date": snap["date"], "deal": deal})
         self.core.trace("core.t2f.decided", {"entry": entry, "version": version, "deal": deal, "action": "post",
                                              "billed": billed}, corr=f"te:{entry}", cause=cause)
         return billed
@@ -146,18 +152,34 @@ class TimePostings:
         self.core.trace("core.t2f.decided", {"entry": entry, "version": version, "deal": deal, "action": "reverse",
                                              "billed": billed}, corr=f"te:{entry}", cause=cause)
 
+    def enqueue_recost(self, txn: Transaction, resource_id: str, from_day: str, cause: str | None) -> int:
+        """Queue a re-cost of every version of the person's time posted for
+        a day from `from_day` on; returns how many."""
+        n = 0
+        for key, row in txn.scan(BY_RESOURCE, prefix=f"{resource_id}\x00"):
+            if row["date"] < from_day:
+                continue
+            entry = key.split("\x00", 1)[1]
+            self.core.enqueue(txn, ERP_RECOST, {"entry": entry, "version": row["version"], "deal": row["deal"]},
+                              aggregate=f"deal:{row['deal']}", corr=f"te:{entry}", cause=cause)
+            n += 1
+        return n
+
     # ------------------------------------------------------------ shared
 
     def _priced(self, payload: dict) -> dict | None:
         with self.core.env.store.transaction() as txn:
             return txn.get(PRICED, priced_key(payload["entry"], payload["version"]))
 
-    def recorded(self, step: str):
-        """on_success: keep what `step` did on the priced record."""
+    def recorded(self, step: str, *, keep_on_skip: bool = False):
+        """on_success: keep what `step` did on the priced record (with
+        `keep_on_skip`, a step that did nothing leaves the record as it was)."""
         def on_success(txn: Transaction, message: dict, result: Any, now_us: int) -> None:
             p = message["payload"]
             key = priced_key(p["entry"], p["version"])
             priced = txn.get(PRICED, key)
+            if keep_on_skip and isinstance(result, dict) and "skipped" in result:
+                return
             if priced is not None and result is not None:
                 priced[step] = result
                 txn.put(PRICED, key, priced)
@@ -306,8 +328,16 @@ class TimePostings:
     async def _cost(self, ctx: OpContext, priced: dict) -> tuple[str, str | None]:
         """hours x cost rate in the contract's currency, rounded once: a
         worker costed in another currency is converted at the ERP's rate on
-        the work date before rounding."""
+        the work date before rounding. The rate is the HRIS's in force on
+        the work date, as the core knows it now; the PSA's stamp on the
+        entry (made when it was logged, blind to a raise entered later but
+        effective earlier) only when the core does not know the person."""
         rate, ccy = priced["cost_rate"], priced["cost_currency"]
+        if priced.get("resource") is not None:
+            with ctx.env.store.transaction() as txn:
+                known = cost_rate_on(txn, str(priced["resource"]), date.fromisoformat(priced["date"]))
+            if known is not None:
+                rate, ccy = format(known.rate, "f"), known.currency
         if rate is None:
             return "0.00", None
         cost = exact_product(Decimal(priced["hours"]), Decimal(rate))
@@ -325,6 +355,22 @@ class TimePostings:
         if priced["cost_rate"] is not None:
             what += f"; cost rate {priced['cost_rate']} {priced['cost_currency']}" + (f" at fx {fx}" if fx else "")
         return what
+
+    async def recost_actual(self, ctx: OpContext, p: dict) -> dict:
+        """The posted version again at the cost rate in force now: the same
+        upsert as the posting (the ERP changes only the cost; nothing
+        changed is no effect). A version no longer standing is left alone --
+        its reversal negates whatever the ERP holds."""
+        with ctx.env.store.transaction() as txn:
+            state = txn.get(ENTRIES, p["entry"])
+        priced = self._priced(p)
+        if state is None or state.get("decided") != p["version"]:
+            return self._skip(ctx, p, "the version no longer stands")
+        if priced is None or "erp" not in priced or "skipped" in priced["erp"]:
+            return self._skip(ctx, p, "the version was never posted to the ERP")
+        if priced["erp"].get("costAmount") == (await self._cost(ctx, priced))[0]:
+            return self._skip(ctx, p, "already at the rate in force")
+        return await self.post_actual(ctx, p)
 
     async def reverse_actual(self, ctx: OpContext, p: dict) -> dict:
         eid = f"te:{p['entry']}:v{p['version']}"

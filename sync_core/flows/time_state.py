@@ -31,13 +31,17 @@ from ..codec import from_json
 from ..model_contracts import Contract
 from ..ports import Transaction
 
-__all__ = ["ENTRIES", "PRICED", "WAITING", "CACHE", "contract_of", "missing_for", "wait", "unwait",
+__all__ = ["ENTRIES", "PRICED", "WAITING", "CACHE", "BY_RESOURCE", "contract_of", "missing_for", "wait", "unwait",
            "tm_lines", "account_of"]
 
 ENTRIES = "t2f_entries"  # PSA time entry id -> state
 PRICED = "t2f_priced"  # "<entry>:v<version>" -> the priced version and what was posted of it
 WAITING = "t2f_waiting"  # "<deal or psa_project:id>\x00<te|ex>:<id>" -> {"since_us", "missing"}
 CACHE = "t2f_cache"  # "role:<id>", "assignment:<id>", "task:<id>", "fx:<from>:<to>:<date>", "reported:<group>"
+# "<PSA resource id>\x00<entry id>" -> {"version", "date", "deal"}: the version
+# last posted for the person's entry, so a restated cost rate finds what to
+# re-cost without reading every entry (stale rows are skipped by the re-cost)
+BY_RESOURCE = "t2f_by_resource"
 _SEP = "\x00"
 
 

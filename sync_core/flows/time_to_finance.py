@@ -64,6 +64,7 @@ class TimeToFinance:
         core.feeds.on("psa", "time_entry", self.on_time_entry)
         core.feeds.on("psa", "assignment", self.on_assignment)
         core.feeds.on("expenses", "entry", self.on_expense_line)
+        core.feeds.on("core", "worker.cost_rates_changed", self.on_cost_rates_changed)
 
     def operations(self) -> list[Operation]:
         return self.time.operations() + self.expenses.operations()
@@ -116,6 +117,15 @@ class TimeToFinance:
             state["billed"] = self.time.enqueue_post(txn, state, cause)
             state["decided"] = should_stand
         txn.put(st.ENTRIES, entry, state)
+
+    def on_cost_rates_changed(self, txn: Transaction, change: dict) -> None:
+        """HR restated a person's cost rates from a day on: what was posted
+        for their time from then is re-costed, so margins use the rate in
+        force on the work date."""
+        n = self.time.enqueue_recost(txn, change["resource_id"], change["from"], change.get("cause"))
+        self.core.trace("core.t2f.recost", {"employee": change["employee_id"], "resource": change["resource_id"],
+                                            "from": change["from"], "postings": n},
+                        corr=f"worker:{change['employee_id']}", cause=change.get("cause"))
 
     # ------------------------------------------------------------ the expense feed
 

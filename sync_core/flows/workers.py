@@ -63,7 +63,8 @@ from .lookups import read
 if TYPE_CHECKING:
     from ..core import ReferenceCore
 
-__all__ = ["build", "WorkersFlow", "HR_EVENTS", "worker", "worker_of_resource", "cost_rate_on", "rate_history"]
+__all__ = ["build", "WorkersFlow", "HR_EVENTS", "worker", "worker_of_resource", "cost_rate_on", "rate_history",
+           "first_rate_change"]
 
 HR_EVENTS = ("worker.hired", "worker.cost_rate_changed", "worker.transferred", "worker.terminated")
 READ_OP = "hris.read_worker"
@@ -111,6 +112,18 @@ def rate_history(entries: list[dict]) -> list[dict]:
         if day not in by_date or seq >= by_date[day][0]:
             by_date[day] = (seq, {"effective_from": day, "rate": entry["amount"], "currency": entry["currency"]})
     return [by_date[d][1] for d in sorted(by_date)]
+
+
+def first_rate_change(known: tuple[EffectiveRate, ...] | list, history: list[dict]) -> str | None:
+    """The first day (ISO) on which `history` (an HRIS rate history) puts a
+    different cost rate in force than the rates `known` did; None if none."""
+    old = [{"effective_from": r.effective_from.isoformat(), "rate": str(r.rate), "currency": r.currency}
+           for r in known]
+    for day in sorted({r["effective_from"] for r in old} | {r["effective_from"] for r in history}):
+        if not _same_rate(_in_force(old, day), _in_force(history, day)) and (
+                _in_force(old, day) is not None or _in_force(history, day) is not None):
+            return day
+    return None
 
 
 def _in_force(history: list[dict], day: str) -> dict | None:
@@ -285,11 +298,12 @@ class WorkersFlow:
         if created:
             resource = await self._create_resource(ctx, view, history)
         changed_rates = await self._align_rates(ctx, resource, history)
-        ended = []
+        ended, late = [], []
         if view.get("terminationDate"):
             resource = await self._terminate(ctx, resource, view["terminationDate"])
-            ended = await self._end_assignments(ctx, resource["id"], view["terminationDate"])
+            ended, late = await self._end_assignments(ctx, resource["id"], view["terminationDate"])
         return {"employee_id": employee_id, "resource_id": resource["id"], "view": view, "history": history,
+                "assignments_after_leaving": late,
                 "source_event": snapshot.get("cause") or "hris", "created": created, "duplicates": duplicates,
                 "rates_set": changed_rates, "assignments_ended": ended, "terminated_on": resource.get("terminated_on")}
 
@@ -348,7 +362,10 @@ class WorkersFlow:
             response = await ctx.call("GET", f"/resources/{resource['id']}")
         return check("psa", response, ok=(200,), doing=f"terminating resource {resource['id']}").json
 
-    async def _end_assignments(self, ctx: OpContext, resource_id: str, last_day: str) -> list[str]:
+    async def _end_assignments(self, ctx: OpContext, resource_id: str, last_day: str) -> tuple[list[str], list[dict]]:
+        """End the leaver's open assignments on their last day. One that only
+        starts after it cannot end before it starts (the PSA refuses): it
+        ends on its first day, and the PMO is told to restaff it."""
         ended = []
         page = 1
         rows: list[dict] = []
@@ -359,8 +376,11 @@ class WorkersFlow:
             if not body.get("more"):
                 break
             page += 1
+        late = []
         for row in sorted(rows, key=lambda r: int(r["id"])):
             end = max(last_day, row.get("start_date") or last_day)
+            if end > last_day:
+                late.append({"assignment": row["id"], "project": row.get("project_id"), "starts": end})
             if row.get("end_date") is not None and row["end_date"] <= end:
                 continue
             current = await read(ctx, "psa", f"/assignments/{row['id']}")
@@ -372,7 +392,7 @@ class WorkersFlow:
                 continue  # the project is over; its assignments no longer matter
             check("psa", response, ok=(200,), doing=f"ending assignment {row['id']}")
             ended.append(row["id"])
-        return ended
+        return ended, late
 
     def worker_synced(self, txn: Transaction, message: dict, result: dict, now_us: int) -> None:
         employee_id, resource_id = result["employee_id"], result["resource_id"]
@@ -386,13 +406,32 @@ class WorkersFlow:
             state["reported"] = sorted([*state["reported"], *fresh])
         txn.put("worker_sync", employee_id, state)
         view = result["view"]
+        for late in result.get("assignments_after_leaving", []):
+            key = f"late:{late['assignment']}"
+            if key in state["reported"]:
+                continue
+            self.core.open_exception(
+                txn, "pmo", "ASSIGNMENT_AFTER_LEAVING",
+                f"assignment {late['assignment']} (project {late['project']}) of {employee_id} starts on "
+                f"{late['starts']}, after their last day {view.get('terminationDate')}; it was ended on its first "
+                "day -- restaff the work", {"employee_id": employee_id, "resource_id": resource_id, **late})
+            state["reported"] = sorted([*state["reported"], key])
+            txn.put("worker_sync", employee_id, state)
         if result["terminated_on"] and view.get("terminationDate") and result["terminated_on"] != view["terminationDate"]:
             self.core.open_exception(
                 txn, "pmo", "TERMINATION_DATE_MISMATCH",
                 f"resource {resource_id} was terminated on {result['terminated_on']} in the PSA but the HRIS says "
                 f"{view['terminationDate']}; the PSA cannot change it -- correct it by hand",
                 {"employee_id": employee_id, "resource_id": resource_id})
+        before = worker(txn, employee_id)
         self._record(txn, view, result["history"], resource_id, message, result["source_event"])
+        restated = first_rate_change(before.cost_rates if before else (), result["history"]) if before else None
+        if restated is not None:
+            # Time already posted from that day on was costed at a rate that
+            # no longer stands (a raise entered late, effective earlier):
+            # the flows that cost it re-cost it.
+            self.core.feeds.dispatch(txn, "core", "worker.cost_rates_changed", {
+                "employee_id": employee_id, "resource_id": resource_id, "from": restated, "cause": message["id"]})
         self.core.trace("core.workers.synced", {
             "employee": employee_id, "resource": resource_id, "created": result["created"],
             "rates_set": result["rates_set"], "terminated_on": result["terminated_on"],

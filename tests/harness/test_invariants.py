@@ -448,3 +448,31 @@ def test_exception_aging_reads_virtual_or_unix_stamps():
     assert kpis["exception_age_hours_count"] == 2
     assert kpis["exception_age_hours_median"] == "2.00" and kpis["exception_age_hours_max"] == "5.00"
     assert kpis["exceptions_by_code.X"] == 1 and kpis["failed_postings"] == 1
+
+
+def test_a_credit_note_naming_a_billed_version_takes_it_back():
+    """An invoice the client holds is never rewritten: a billed version is
+    taken back by a credit note whose memo names its reversal. Crediting an
+    item whose entry still stands is then caught as under-billing, in billing
+    and in the reconciliation; a credit note with any other memo is not read
+    as taking back time."""
+    def tamper(hand, d):
+        world = hand.world
+        item = next(i for i in world.billing.records("invoice_items")
+                    if i["source"] and i["source"]["type"] == "time_entry" and i["invoice"])
+        entry = item["source"]["id"].split(":v")[0]
+        hand.call("billing", "POST", "/credit_notes", {"invoice": item["invoice"], "amount": item["amount"],
+                                                       "reason": "billing_error", "memo": f"te:{entry}:v1:rev"},
+                  corr=f"te:{entry}")
+        hand.call("billing", "POST", "/credit_notes", {"invoice": item["invoice"], "amount": "1.00",
+                                                       "reason": "other", "memo": "goodwill"}, corr=f"te:{entry}")
+        hand.tampered = (entry, item["amount"])
+
+    world, outcome, hand = clean_world(tamper=tamper)
+    entry, amount = hand.tampered
+    res = results(world, outcome)
+    billed = find(res, "billing: every billable item")
+    (v,) = [v for v in billed["violations"] if f"time entry {entry}" in v]
+    assert "net billed 0.00" in v and f"crediting" in v
+    rec = find(res, "reconciliation")
+    assert any("billed" in v for v in rec["violations"])

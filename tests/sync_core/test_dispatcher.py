@@ -222,3 +222,24 @@ def test_the_circuit_breaker_stops_calling_a_failing_vendor_for_a_while():
     assert len(calls) < 50  # without a breaker: a retry per Retry-After per message for 10 minutes
     assert sorted(r["ref"] for r in ledger.records("postings")) == ["r0", "r1", "r2"]
     assert kinds(sim, "core.breaker.closed")
+
+
+def test_an_outage_longer_than_the_retry_budget_delays_messages_but_never_dead_letters_them():
+    # Six attempts with a five-minute cap would be spent in half an hour; the
+    # ledger is down for a weekend's worth of hours. Only failures while the
+    # breaker lets traffic through are charged; its probes are not.
+    profile = ChaosProfile("weekend", links=(LinkRule(latency=Fixed(MILLISECOND)),),
+                           windows=(Window("outage", 0, 60 * HOUR, target="ledger"),))
+    sim, ledger, core, store = world(profile, policy=RetryPolicy(max_attempts=6))
+
+    async def main():
+        sim.start_all()
+        enqueue(sim, core, store, [("a", "r1", "1.00"), ("a", "r2", "2.00")])
+        await sim.kernel.run_until_quiet(core.idle, limit_us=4 * 24 * HOUR)
+
+    sim.run(main)
+    assert store.dump().get("dlq", {}) == {}
+    assert [r["ref"] for r in ledger.records("postings")] == ["r1", "r2"]
+    retries = kinds(sim, "core.op.retry")
+    assert len(retries) > 6, "the outage should have outlasted the retry budget many times over"
+    assert max(e["t"] for e in kinds(sim, "core.op.done")) >= 60 * HOUR

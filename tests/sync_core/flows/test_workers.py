@@ -9,6 +9,7 @@ and the core's canonical Worker knows the rate in force on any work date.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -175,6 +176,9 @@ def test_a_termination_ends_the_resource_and_its_open_assignments():
         ids["short"] = psa.create_assignment(Request("POST", "/assignments", json={
             "resource_id": resource, "project_id": project, "allocation_percent": "40", "bill_rate": "200.00",
             "start_date": "2026-01-01", "end_date": "2026-01-09"})).json["id"]
+        ids["later"] = psa.create_assignment(Request("POST", "/assignments", json={
+            "resource_id": resource, "project_id": project, "allocation_percent": "50", "bill_rate": "200.00",
+            "start_date": "2026-01-20"})).json["id"]
         ids["resource"] = resource
         world.hris.terminate(employee, date(2026, 1, 16))
         await d.advance(days=1)
@@ -191,6 +195,11 @@ def test_a_termination_ends_the_resource_and_its_open_assignments():
     assignments = world.psa.table("assignments")
     assert assignments[ids["open"]]["end_date"] == "2026-01-16"
     assert assignments[ids["short"]]["end_date"] == "2026-01-09"  # already over: left alone
+    # starts after the last day: cannot end before it starts, so it ends on its
+    # first day and the PMO is asked to restaff it -- once, not per report
+    assert assignments[ids["later"]]["end_date"] == "2026-01-20"
+    late = [x for x in world.store.dump().get("exceptions", {}).values() if x["code"] == "ASSIGNMENT_AFTER_LEAVING"]
+    assert [(x["domain"], x["details"]["assignment"]) for x in late] == [("pmo", ids["later"])]
     assert len(world.psa.effects("resource.terminated")) == 1
     with world.store.transaction() as txn:
         assert worker(txn, employee).status == "terminated"
@@ -300,3 +309,21 @@ def test_the_psa_matches_the_hris_after_a_quote_to_cash_month(seed, chaos):
     assert psa_matches_hris(world) == []
     touched = sorted({e.worker_id for e in world.firm.months[0].hr_events if e.kind != "hire"})
     assert touched and canonical_matches_hris(world, touched) == []
+
+
+def test_a_raise_entered_late_re_costs_the_time_already_posted_for_its_effective_days():
+    """hr-onboarding-cost-rates: on 20 January a raise effective from the 5th
+    is entered for the busiest consultant, whose time of the 5th to the 19th
+    is already posted at the old rate."""
+    from harness.runner import run_world
+
+    report = run_world("hr-onboarding-cost-rates", 1, "none", keep_trace=True)
+    margins = next(i for i in report["invariants"] if i["name"].startswith("HR: the ERP's cost"))
+    assert margins["ok"], margins["violations"]
+    assert report["ok"], [i for i in report["invariants"] if not i["ok"]]
+    lines = [json.loads(line) for line in report["trace_lines"][1:-1]]
+    recosts = [e for e in lines if e["kind"] == "core.t2f.recost"]
+    assert recosts and recosts[0]["data"]["from"] == "2026-01-05" and recosts[0]["data"]["postings"] > 0
+    changed = [e for e in lines if e["kind"] == "vendor.effect" and e["src"] == "erp" and e["data"]["kind"] == "update"
+               and e["corr"] and e["corr"].startswith("te:")]
+    assert changed, "no posted actual was re-costed in the ERP"
