@@ -12,7 +12,8 @@ from tui.screens.main_screen import MainScreen
 from tui.screens.payload_screen import PayloadScreen
 from tui.screens.seek_screen import SeekScreen
 from tui.widgets.clock_bar import ClockBar
-from tui.widgets.event_log import EventLog, EventTable
+from tui.widgets.event_log import EventLog
+from tui.widgets.event_table import EventTable
 from tui.widgets.invariants import InvariantsPanel
 from tui.widgets.queues import QueuesPanel
 from tui.widgets.sequence_diagram import SequenceDiagram

@@ -49,7 +49,7 @@ a sparkline over virtual time.
 
 ## The event log filter
 
-`system:erp` (or `sys:`), `kind:fault`, `corr:deal:0P1`, `is:business`,
+`system:erp` (or `sys:`; `src:` and `dst:` for one direction), `kind:fault`, `corr:deal:0P1`, `is:business`,
 `is:fault`, `is:core`; any other word matches kinds, actors and correlation
 ids; `-word` leaves out what a word matches (`-kind:net`).
 

@@ -16,7 +16,8 @@ from textual.widgets import Footer
 from ..messages import FlowRequested, SessionChanged
 from ..session import Session
 from ..widgets.clock_bar import ClockBar
-from ..widgets.event_log import EventLog, EventTable
+from ..widgets.event_log import EventLog
+from ..widgets.event_table import EventTable
 from ..widgets.invariants import InvariantsPanel
 from ..widgets.kpis import KpiPanel
 from ..widgets.queues import QueuesPanel
