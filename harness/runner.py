@@ -21,7 +21,7 @@ from simulator.faults import ProfileError
 from . import demo_world
 from .scenario_api import Scenario, ScenarioError, find_scenario
 
-DEFAULT_SCENARIO = demo_world.SCENARIO
+DEFAULT_SCENARIO = "quote-to-cash"
 DEFAULT_CHAOS = "default"
 REFERENCE_CORE = "sync_core.core:ReferenceCore"
 

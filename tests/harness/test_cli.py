@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import demo_world
+from harness import cli, demo_world
 from harness.runner import run_world
 from simulator import Request, Response, Simulation, load_profile
 
@@ -40,8 +40,13 @@ def test_version_and_help():
         assert command in h.stdout
 
 
+def test_the_default_scenario_is_quote_to_cash():
+    args = cli.build_parser().parse_args(["run"])
+    assert args.scenario == "quote-to-cash"
+
+
 def test_run_json_report_has_the_promised_fields():
-    r = syncbed("run", "--seed", "3", "--json")
+    r = syncbed("run", "kernel-demo", "--seed", "3", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     for key in (
@@ -55,7 +60,7 @@ def test_run_json_report_has_the_promised_fields():
 
 
 def test_text_report_is_readable():
-    r = syncbed("run", "--seed", "2", "--chaos", "harsh")
+    r = syncbed("run", "kernel-demo", "--seed", "2", "--chaos", "harsh")
     assert r.returncode == 0, r.stderr
     assert "all invariants hold" in r.stdout and "reproduce" in r.stdout and "faults fired" in r.stdout
 
@@ -91,7 +96,7 @@ def test_bad_profile_file_names_the_key(tmp_path):
 def test_a_profile_file_is_used_and_its_faults_fire(tmp_path):
     f = tmp_path / "lossy.json"
     f.write_text(json.dumps({"name": "lossy", "links": [{"response_loss": "20%", "latency": {"model": "fixed", "delay": "5ms"}}]}))
-    r = syncbed("run", "--seed", "1", "--chaos", str(f), "--json")
+    r = syncbed("run", "kernel-demo", "--seed", "1", "--chaos", str(f), "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["chaos"] == "lossy"
@@ -100,7 +105,7 @@ def test_a_profile_file_is_used_and_its_faults_fire(tmp_path):
 
 def test_recorded_trace_replays_identically(tmp_path):
     trace = tmp_path / "run.jsonl"
-    r = syncbed("run", "--seed", "4", "--chaos", "swarm", "--trace", str(trace), "--json")
+    r = syncbed("run", "kernel-demo", "--seed", "4", "--chaos", "swarm", "--trace", str(trace), "--json")
     assert r.returncode == 0, r.stderr
     recorded = json.loads(r.stdout)["trace_sha256"]
     rep = syncbed("replay", str(trace), "--json")
@@ -121,7 +126,7 @@ def test_recorded_trace_replays_identically(tmp_path):
 )
 def test_bad_trace_files_get_one_message_and_exit_2(tmp_path, mangle, fragment):
     trace = tmp_path / "run.jsonl"
-    assert syncbed("run", "--seed", "1", "--trace", str(trace)).returncode == 0
+    assert syncbed("run", "kernel-demo", "--seed", "1", "--trace", str(trace)).returncode == 0
     trace.write_text(mangle(trace.read_text()))
     assert_one_clear_error(syncbed("replay", str(trace)), str(trace), fragment)
 
@@ -130,7 +135,7 @@ def test_a_diverging_replay_names_the_first_divergent_event(tmp_path):
     # Change the recorded seed's world underneath the trace: replay must
     # say where the two runs part ways and exit 1.
     trace = tmp_path / "run.jsonl"
-    assert syncbed("run", "--seed", "1", "--trace", str(trace)).returncode == 0
+    assert syncbed("run", "kernel-demo", "--seed", "1", "--trace", str(trace)).returncode == 0
     lines = trace.read_text().splitlines(keepends=True)
     header = json.loads(lines[0])
     header["seed"] = 2
