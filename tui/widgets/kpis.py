@@ -1,4 +1,4 @@
-"""KPIs, each with a sparkline of its value over virtual time so far."""
+"""KPIs, each with a sparkline of its value over the virtual time so far."""
 
 from __future__ import annotations
 
@@ -9,19 +9,41 @@ from textual.widget import Widget
 from ..samples import kpi_number
 from ..session import Session
 
-__all__ = ["KpiPanel", "sparkline"]
+__all__ = ["KpiPanel", "over_time", "sparkline"]
 
 BARS = "▁▂▃▄▅▆▇█"
 FIRST = ("dlq_depth", "exceptions_open", "outbox_waiting", "failed_postings", "invoices_finalised")
 
 
-def sparkline(values: list[float], width: int) -> str:
-    """`values` squeezed (or stretched) into `width` bars, scaled min..max."""
-    if not values or width <= 0:
+def over_time(points: list[tuple[int, float]], width: int) -> list[float]:
+    """`width` values, one per equal stretch of virtual time from the first
+    point to the last: the highest value sampled in the stretch, or the one
+    still in force. (Samples are not evenly spaced -- a pause or a command
+    takes one, fast play takes fewer -- so a bar per sample would stretch
+    some hours and squeeze others.)"""
+    if not points or width <= 0:
+        return []
+    t0, t1 = points[0][0], points[-1][0]
+    if t1 == t0:
+        return [points[-1][1]]
+    out: list[float] = []
+    current = points[0][1]
+    j = 0
+    for k in range(width):
+        end = t0 + (t1 - t0) * (k + 1) // width
+        peak = None
+        while j < len(points) and points[j][0] <= end:
+            current = points[j][1]
+            peak = current if peak is None else max(peak, current)
+            j += 1
+        out.append(current if peak is None else peak)
+    return out
+
+
+def sparkline(values: list[float]) -> str:
+    """One bar per value, scaled min..max; a flat line when nothing changed."""
+    if not values:
         return ""
-    if len(values) > width:
-        step = len(values) / width
-        values = [max(values[int(k * step): max(int(k * step) + 1, int((k + 1) * step))]) for k in range(width)]
     lo, hi = min(values), max(values)
     if hi == lo:
         return "─" * len(values)
@@ -54,7 +76,8 @@ class KpiPanel(Widget):
         samples = self.session.samples()
         if not samples or not samples[-1].kpis:
             return Text("no KPIs yet", style="#8a8a8a")
-        latest = dict(samples[-1].kpis)
+        history = [(s.t, dict(s.kpis)) for s in samples]
+        latest = history[-1][1]
         names = [n for n in FIRST if n in latest] + sorted(n for n in latest if n not in FIRST)
         width = self.content_region.width
         spark_w = max(4, min(24, width // 3))
@@ -64,12 +87,11 @@ class KpiPanel(Widget):
         table.add_column(width=spark_w, no_wrap=True)
         for name in names:
             value = latest[name]
-            series = [kpi_number(dict(s.kpis).get(name)) for s in samples]
-            series = [v for v in series if v is not None]
+            points = [(t, v) for t, kpis in history if (v := kpi_number(kpis.get(name))) is not None]
             alarm = name in ("dlq_depth", "failed_postings") and kpi_number(value)
             table.add_row(
                 Text(name.replace("_", " "), style="bold #ff5f5f" if alarm else ""),
                 Text(str(value), style="bold"),
-                Text(sparkline(series, spark_w), style="#5fd7ff"),
+                Text(sparkline(over_time(points, spark_w)), style="#5fd7ff"),
             )
         return table
