@@ -16,21 +16,22 @@ FIRST = ("dlq_depth", "exceptions_open", "outbox_waiting", "failed_postings", "i
 
 
 def over_time(points: list[tuple[int, float]], width: int) -> list[float]:
-    """`width` values, one per equal stretch of virtual time from the first
-    point to the last: the highest value sampled in the stretch, or the one
-    still in force. (Samples are not evenly spaced -- a pause or a command
-    takes one, fast play takes fewer -- so a bar per sample would stretch
-    some hours and squeeze others.)"""
+    """`width` values over virtual time: the first is where the run started,
+    each of the others an equal stretch up to the last point -- the highest
+    value sampled in the stretch, or the one still in force. (Samples are
+    not evenly spaced -- a pause or a command takes one, fast play takes
+    fewer -- so a bar per sample would stretch some hours and squeeze
+    others.)"""
     if not points or width <= 0:
         return []
     t0, t1 = points[0][0], points[-1][0]
-    if t1 == t0:
+    if t1 == t0 or width == 1:
         return [points[-1][1]]
-    out: list[float] = []
+    out = [points[0][1]]
     current = points[0][1]
-    j = 0
-    for k in range(width):
-        end = t0 + (t1 - t0) * (k + 1) // width
+    j = 1
+    for k in range(1, width):
+        end = t0 + (t1 - t0) * k // (width - 1)
         peak = None
         while j < len(points) and points[j][0] <= end:
             current = points[j][1]
