@@ -24,6 +24,15 @@ OUT = ROOT / "docs" / "screenshots"
 SIZE = (140, 42)
 
 
+async def _settle(pilot):
+    """Let the screen catch up with the world and draw it."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.session.visible == app.source.host.status.events, what="the screen to catch up")
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 def test_refresh_the_documentation_screenshots():
     async def scenario():
         app = build_app("quote-to-cash", seed=1)
@@ -41,7 +50,7 @@ def test_refresh_the_documentation_screenshots():
             await pilot.press("g")
             await enter_text(pilot, "+40m")
             await wait_for(pilot, lambda: host.status.parked and host.status.note.startswith("arrived"), timeout=120)
-            await pilot.pause(0.5)
+            await _settle(pilot)
             OUT.joinpath("main.svg").write_text(app.export_screenshot(title="syncbed tui quote-to-cash --seed 1"))
             await pilot.press("f")
             await wait_for(pilot, lambda: isinstance(app.screen, FlowScreen))
@@ -49,7 +58,7 @@ def test_refresh_the_documentation_screenshots():
             diagram = app.screen.query_one(SequenceDiagram)
             await wait_for(pilot, lambda: diagram.steps)
             diagram.cursor = 12
-            await pilot.pause(0.5)
+            await _settle(pilot)
             OUT.joinpath("flow.svg").write_text(app.export_screenshot(title="syncbed tui: the flow of a deal"))
             await pilot.press("escape", "q")
 
