@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
@@ -39,8 +39,9 @@ class ChaosScreen(ModalScreen[ChaosOrder | None]):
             yield Label("Chaos: inject a fault now", classes="dialog-title")
             yield Select(KINDS, value=self.kind, allow_blank=False, id="chaos-kind")
             yield Select(self._targets(self.kind), value=self.target, allow_blank=False, id="chaos-target")
-            yield Input(value="1h", placeholder="for how long: 30m, 2h, 1d", id="chaos-duration")
-            yield Input(value="45s", placeholder="extra delay per answer (slow): 45s", id="chaos-delay")
+            with Horizontal(id="chaos-times"):
+                yield Input(value="1h", placeholder="for how long: 30m, 2h, 1d", id="chaos-duration")
+                yield Input(value="45s", placeholder="extra delay per answer: 45s", id="chaos-delay")
             yield Label("", id="chaos-error", classes="error")
             yield Button("Inject", variant="error", id="chaos-go")
             yield Label("applied between two events; the trace records it · esc cancel", classes="hint")
