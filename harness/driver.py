@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from simulator import DAY, HOUR, MINUTE, Window
+from simulator.faults import LinkRule
 
 if TYPE_CHECKING:
     from .world import BusinessWorld
@@ -379,6 +380,12 @@ class Driver:
     def outage(self, system: str, *, hours: float = 1) -> None:
         now = self.sim.now_us
         self.sim.inject(Window("outage", now, now + int(hours * HOUR), target=system))
+
+    def lose_answers(self, system: str, rate: str) -> None:
+        """From now until the world heals, `rate` (e.g. "12%") of the answers
+        `system` sends the core are lost on the way back -- after `system`
+        acted on the request. Laid over whatever the chaos profile says."""
+        self.sim.inject_link(LinkRule(src="core", dst=system, response_loss=rate))
 
     def crash_core(self, *, restart_after_minutes: float = 1) -> None:
         now = self.sim.now_us

@@ -82,14 +82,29 @@ def analyse_psa_projects(truth: Truth) -> Findings:
         elif len(projects) > 1:
             detail = "; ".join(f"{p['id']} {_creation(created.get(p['id']))}" for p in projects)
             f.hard.append(truth.say(f"{_deal(truth, opp)} has {len(projects)} PSA projects: {detail}", corr))
+    booked = {r["project_id"] for table in ("time_entries", "assignments") for r in truth.rows("psa", table)}
     for p in truth.psa_projects.values():
         ref = p.get("external_reference")
+        if _marked_copy(truth, p, ref, booked):
+            continue
         if ref not in truth.won:
             what = "no won deal" if ref in truth.opportunities else "no CRM opportunity"
             corr = (created.get(p["id"]) or {}).get("request", {}).get("correlation_id")
             f.hard.append(truth.say(f"PSA project {p['id']} ({p['title']}) has external_reference {ref!r}, "
                                     f"which names {what}", corr))
     return f
+
+
+def _marked_copy(truth: Truth, project: dict, ref: str | None, booked: set) -> bool:
+    """A copy the network made of a create (a request delivered twice), marked
+    as the contract says -- ``dup-of:<the kept project>``, which stands for a
+    won deal -- and never used: still a draft, nobody staffed or booked on it.
+    The PSA has no delete; this is as gone as a PSA project gets."""
+    if not (ref or "").startswith("dup-of:"):
+        return False
+    kept = truth.psa_projects.get(ref[len("dup-of:"):])
+    return (kept is not None and kept.get("external_reference") in truth.won and project.get("status") == "draft"
+            and project["id"] not in booked)
 
 
 def _one(f: Findings, truth: Truth, rows: list, what: str, keys: tuple[str, ...], corr: str, show) -> None:

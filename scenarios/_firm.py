@@ -39,13 +39,19 @@ def hours_worked(firm, month: int = 0) -> dict[str, int]:
 
 def busiest_deals(firm, *, model: str | None = None, month: int = 0) -> list:
     """Deals won before the run for clean clients (with a line of billing
-    `model`, if given), the most worked on first (ties: lower deal id)."""
-    clean = {c.id for c in clean_clients(firm)}
+    `model`, if given), the most worked on first (ties: lower deal id). If
+    no clean client has one, clients whose only oddity is a duplicate name
+    (awkward only to the duplicate-customers story) are considered too."""
     closing = {d for m in firm.months for d in m.closed_deal_ids}
     worked = hours_worked(firm, month)
-    deals = [d for d in firm.deals if d.id not in closing and d.client_id in clean
-             and (model is None or any(ln.billing_model == model for ln in d.lines))]
-    return sorted(deals, key=lambda d: (-worked.get(d.id, 0), d.id))
+
+    def among(clients) -> list:
+        ids = {c.id for c in clients}
+        deals = [d for d in firm.deals if d.id not in closing and d.client_id in ids
+                 and (model is None or any(ln.billing_model == model for ln in d.lines))]
+        return sorted(deals, key=lambda d: (-worked.get(d.id, 0), d.id))
+
+    return among(clean_clients(firm)) or among(c for c in firm.clients if set(c.flags) <= {FLAG_DUPLICATE_NAME})
 
 
 # ------------------------------------------------------------------ deals sold during a scenario (Driver.sell)

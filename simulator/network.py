@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 
 from .clock import SECOND
@@ -194,6 +195,13 @@ class Network:
         self._windows.append(window)
         self._refresh_links()
         self._trace.record("chaos.inject", window.to_dict())
+
+    def add_link_rule(self, rule) -> None:
+        """Lay a link rule over the profile's while the world runs (later
+        rules win, as in a profile) -- until the world heals."""
+        self._chaos = attrs.evolve(self._chaos, links=(*self._chaos.links, rule))
+        self._refresh_links()
+        self._trace.record("chaos.inject", {"link": rule.to_dict()})
 
     def heal(self) -> None:
         """End every network fault from now on: windows close, rates drop to

@@ -165,6 +165,13 @@ class Simulation:
             self.trace.record("chaos.inject", window.to_dict())
             target.inject(window)
 
+    def inject_link(self, rule) -> None:
+        """Add a `LinkRule` while the world runs (scenario API): it holds,
+        over the profile's rules, until the world heals."""
+        if self.healed:
+            raise RuntimeError("the world is healed: faults can no longer be injected")
+        self.network.add_link_rule(rule)
+
     def heal(self) -> None:
         """Stop every fault from now on (the harness's liveness phase):
         network faults end, crash timers are void, crashed actors restart.

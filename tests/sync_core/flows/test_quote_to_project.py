@@ -170,6 +170,11 @@ def test_network_copies_of_psa_creates_are_renamed_before_the_project_goes_live(
     renamed = world.sim.trace.kind_counts.get("core.psa.duplicate_renamed", 0)
     assert renamed > 0 and len(renamed_copies(world)) == renamed
     assert outcome["quiet"] and provisioning_violations(world) == []
+    # marked as the contract says and never used, the copies are no orphans
+    from harness.invariants import check_world
+
+    (projects,) = [r for r in check_world(world, outcome) if r["name"] == "PSA: one project per won deal"]
+    assert projects["ok"], projects["violations"]
 
 
 @pytest.mark.slow
