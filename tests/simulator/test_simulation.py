@@ -110,3 +110,40 @@ def test_heal_restarts_crashed_actors_and_stops_further_crashes():
     assert before >= 2
     assert state == "running"
     assert after == before
+
+
+def test_an_injected_link_rule_loses_answers_after_the_callee_acted_until_the_world_heals():
+    from simulator.faults import LinkRule
+
+    class Counter(Actor):
+        def init_durable(self):
+            return {"n": 0}
+
+        def handle(self, request):
+            self.durable["n"] += 1
+            return Response(200, {"n": self.durable["n"]})
+
+    sim = Simulation(4, keep_trace=True)
+    counter = sim.add(Counter("ledger"))
+    outcomes = []
+
+    async def ask():
+        try:
+            await sim.network.request("client", "ledger", Request("POST", "/n"), timeout_us=10 * SECOND)
+            return "answered"
+        except NetworkError:
+            return "lost"
+
+    async def main():
+        sim.start_all()
+        sim.inject_link(LinkRule(src="client", dst="ledger", response_loss="100%"))
+        outcomes.append([await ask() for _ in range(3)])
+        sim.heal()
+        outcomes.append([await ask() for _ in range(3)])
+
+    sim.run(main)
+    assert outcomes == [["lost"] * 3, ["answered"] * 3]
+    assert counter.durable["n"] == 6  # the lost answers' requests were served all the same
+    assert sim.trace.kind_counts["fault.response_lost"] == 3
+    injected = [json.loads(line) for line in sim.trace.lines if '"kind":"chaos.inject"' in line]
+    assert [e["data"]["link"]["response_loss"] for e in injected] == ["1"]
