@@ -19,6 +19,7 @@ from the chaos profile (``feed_retention``).
 from __future__ import annotations
 
 import bisect
+import heapq
 from typing import TYPE_CHECKING
 
 from simulator import DAY, HOUR, SECOND
@@ -128,10 +129,11 @@ class PolledFeed:
         key = f"polled:{self.name}"
         if key not in extra:
             # events: in append order, which is changed_at order (the
-            # vendor's clock only moves forward), so `since` is a bisection;
-            # next_expiry: the soonest _expires_at among them, so a read
-            # only sweeps expired changes when there is one to sweep.
-            extra[key] = {"events": [], "next": 0, "next_expiry": None}
+            # vendor's clock only moves forward), so `since` is a bisection.
+            # expiries: a heap of (_expires_at, id); an expired change is
+            # marked gone at once and dropped from the list in bulk, so a
+            # read never rescans the whole retention for the few that went.
+            extra[key] = {"events": [], "next": 0, "expiries": [], "gone": 0}
         return extra[key]
 
     def append(self, change: dict) -> dict:
@@ -149,18 +151,22 @@ class PolledFeed:
             **change,
         }
         state["events"].append(event)
-        if state["next_expiry"] is None or event["_expires_at"] < state["next_expiry"]:
-            state["next_expiry"] = event["_expires_at"]
+        heapq.heappush(state["expiries"], (event["_expires_at"], event["id"], event))
         return {k: v for k, v in event.items() if not k.startswith("_")}
 
     def _expire(self, now: int) -> None:
         state = self._state
-        if state["next_expiry"] is None or state["next_expiry"] > now:
+        heap, n = state["expiries"], 0
+        while heap and heap[0][0] <= now:
+            heapq.heappop(heap)[2]["_gone"] = True
+            n += 1
+        if not n:
             return
-        before = len(state["events"])
-        state["events"] = [e for e in state["events"] if e["_expires_at"] > now]
-        state["next_expiry"] = min((e["_expires_at"] for e in state["events"]), default=None)
-        self.vendor.record("feed.expired", {"feed": self.name, "events": before - len(state["events"])})
+        state["gone"] += n
+        if state["gone"] * 2 > len(state["events"]):
+            state["events"] = [e for e in state["events"] if not e.get("_gone")]
+            state["gone"] = 0
+        self.vendor.record("feed.expired", {"feed": self.name, "events": n})
 
     def read(self, since_us: int, limit: int = 200, page: int = 1) -> tuple[list[dict], bool]:
         """Changes with ``changed_at >= since_us`` that are visible now and
@@ -170,12 +176,21 @@ class PolledFeed:
         now = vendor.now_us
         self._expire(now)
         events = self._state["events"]
-        start = bisect.bisect_left(events, since_us, key=lambda e: e["changed_at"])
-        visible = [e for e in events[start:] if e["_visible_at"] <= now]
-        chunk = visible[(page - 1) * limit : page * limit]
+        skip, chunk, more = (page - 1) * limit, [], False
+        for i in range(bisect.bisect_left(events, since_us, key=lambda e: e["changed_at"]), len(events)):
+            e = events[i]
+            if e["_visible_at"] > now or e.get("_gone"):
+                continue
+            if skip:
+                skip -= 1
+            elif len(chunk) < limit:
+                chunk.append(e)
+            else:
+                more = True  # one past the page is enough to know
+                break
         rng = vendor.sim.streams.rng(f"{vendor.name}.feed.read")
         out = [{k: v for k, v in e.items() if not k.startswith("_")} for e in chunk]
         dups = [dict(e) for e in out if rng.random() < self.duplicate_rate]
         out.extend(dups)
         rng.shuffle(out)
-        return out, page * limit < len(visible)
+        return out, more

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .kernel import Waiter
-from .messages import Request, Response, decode_body, encode_body
+from .messages import Request, Response, encode_body
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -206,9 +206,9 @@ class Actor:
         if type(response) is Delayed:
             # The answer is what the handler said now, not what its records
             # say when the answer leaves: snapshot it.
+            # Encoded now, once: the text is what travels.
             r = response.response
-            snapshot = Response(r.status, decode_body(encode_body(r.json)), r.headers)
-            self.call_later(response.delay_us, network.reply, ex, snapshot)
+            self.call_later(response.delay_us, network.reply, ex, r, encode_body(r.json))
         else:
             network.reply(ex, response)
 

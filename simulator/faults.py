@@ -398,6 +398,9 @@ class ProcessFaults:
 # ------------------------------------------------------------------ profile
 
 
+_NO_SYSTEM_FAULTS = SystemFaults()  # frozen: one shared instance (asked for on every request)
+
+
 @attrs.frozen
 class ChaosProfile:
     name: str
@@ -464,7 +467,7 @@ class ChaosProfile:
         for k, v in self.systems:
             if k == name:
                 return v
-        return SystemFaults()
+        return _NO_SYSTEM_FAULTS
 
     def windows_of(self, kind: str) -> tuple[Window, ...]:
         return tuple(w for w in self.windows if w.kind == kind)

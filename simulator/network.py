@@ -371,8 +371,9 @@ class Network:
         trace.record_spliced("net.request", ids[0], data, ids[1], ids[2])
         endpoint._accept(self, ex, _trusted_request(ex.method, ex.path, dict(ex.query), dict(ex.headers), body))
 
-    def reply(self, ex: _Exchange, response: Response) -> None:
-        """The callee's answer to `ex` (called by the endpoint)."""
+    def reply(self, ex: _Exchange, response: Response, body: str | None = None) -> None:
+        """The callee's answer to `ex` (called by the endpoint); `body`, the
+        answer's JSON already encoded, if the endpoint snapshotted it."""
         if ex.on_reply is None:
             return  # a one-way post: nothing travels back
         link = ex.link
@@ -407,7 +408,8 @@ class Network:
         if back.holds:
             arrive = self._held(ex, back, arrive)
         self._kernel.call_at(
-            arrive, self._deliver_response, ex, response.status, dict(response.headers), encode_body(response.json)
+            arrive, self._deliver_response, ex, response.status, dict(response.headers),
+            encode_body(response.json) if body is None else body,
         )
 
     def _deliver_response(self, ex: _Exchange, status: int, headers: dict, body: str) -> None:
