@@ -14,7 +14,7 @@ from .messages import ConnectionRefused, NetworkError, Request, RequestTimeout, 
 from .network import Network
 from .random_streams import RandomStreams, derive_seed
 from .simulation import Simulation
-from .trace import Trace, TraceError, TraceRecorder, canonical_json, read_trace
+from .trace import Trace, TraceError, TraceReader, TraceRecorder, canonical_json, iter_trace, read_trace
 
 __all__ = [
     "__version__",
@@ -44,6 +44,7 @@ __all__ = [
     "Timer",
     "Trace",
     "TraceError",
+    "TraceReader",
     "TraceRecorder",
     "Uniform",
     "Waiter",
@@ -52,6 +53,7 @@ __all__ = [
     "canonical_json",
     "derive_seed",
     "format_duration",
+    "iter_trace",
     "load_profile",
     "parse_duration",
     "read_trace",

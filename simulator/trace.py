@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "FORMAT",
@@ -31,6 +32,8 @@ __all__ = [
     "TraceRecorder",
     "TraceError",
     "Trace",
+    "TraceReader",
+    "iter_trace",
     "read_trace",
     "canonical_json",
 ]
@@ -221,41 +224,123 @@ def _no_floats(text: str) -> Any:
     raise ValueError(f"a float ({text}) is not allowed in a trace; numbers are integers and money is a decimal string")
 
 
-def read_trace(path: str | Path) -> Trace:
-    """Read and verify a trace file, or raise `TraceError` saying what is wrong."""
-    path = Path(path)
-    fix = "re-record it with 'syncbed run ... --trace FILE'"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TraceError(f"trace file {path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise TraceError(f"trace file {path}: is a directory, not a trace file") from None
-    except OSError as exc:
-        raise TraceError(f"trace file {path}: cannot be read ({exc.strerror})") from None
-    if not raw:
-        raise TraceError(f"trace file {path}: is empty; {fix}")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise TraceError(
-            f"trace file {path}: byte {exc.start} is not ASCII, so this is not a syncbed trace (traces are ASCII JSON Lines)"
-        ) from None
-    lines = text.split("\n")
-    if lines[-1] != "":
-        raise TraceError(f"trace file {path}: truncated: line {len(lines)} ends without a newline; {fix}")
-    lines.pop()
+_FIX = "re-record it with 'syncbed run ... --trace FILE'"
+_EVENT_KEYS = frozenset(EVENT_KEYS)
 
-    def parse(n: int, line: str) -> dict:
+
+class TraceReader:
+    """A trace file read one line at a time and checked as it goes.
+
+    Iterating yields the header, then each event in order, holding only the
+    line in hand: a trace of gigabytes costs the memory of its longest line
+    (`read_trace`, which keeps every event, is built on this). A bad line
+    raises `TraceError` -- naming the file, the line and the fix -- when it
+    is reached: not ASCII, not JSON, a float, a foreign header or format
+    version, wrong event keys, a kind that is not a string, a sequence
+    number out of order, time going backwards. The end record and the
+    fingerprint are checked after the last event has been yielded, so what
+    a consumer builds from the events is to be trusted only once iteration
+    has ended without an error.
+
+    While iterating, `line` is the number of the line last yielded and
+    `offset` the byte offset where it starts (how an index finds an event's
+    payload again); `fingerprint` is set once the end record is verified.
+    `file`, if given, is an open binary file read in place of opening
+    `path` (which still names it in messages); it is left open.
+    """
+
+    def __init__(self, path: str | Path, file: BinaryIO | None = None) -> None:
+        self.path = Path(path)
+        self.header: dict | None = None
+        self.line = 0
+        self.offset = 0
+        self.fingerprint: str | None = None
+        self._lines = self._read(file)
+
+    def __iter__(self) -> TraceReader:
+        return self
+
+    def __next__(self) -> dict:
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Stop early: close the file now rather than when collected."""
+        self._lines.close()
+
+    def _open(self) -> BinaryIO:
+        path = self.path
         try:
-            obj = json.loads(line, parse_float=_no_floats, parse_constant=_no_floats)
-        except ValueError as exc:
-            raise TraceError(f"trace file {path}, line {n}: not valid trace JSON ({exc}); {fix}") from None
-        if not isinstance(obj, dict):
-            raise TraceError(f"trace file {path}, line {n}: expected a JSON object, found {type(obj).__name__}")
-        return obj
+            return path.open("rb")
+        except FileNotFoundError:
+            raise TraceError(f"trace file {path}: no such file; check the path") from None
+        except IsADirectoryError:
+            raise TraceError(f"trace file {path}: is a directory, not a trace file") from None
+        except OSError as exc:
+            raise TraceError(f"trace file {path}: cannot be read ({exc.strerror})") from None
 
-    header = parse(1, lines[0])
+    def _read(self, file: BinaryIO | None) -> Iterator[dict]:
+        path = self.path
+        with nullcontext(file) if file is not None else self._open() as f:
+            sha = hashlib.sha256()
+            n = 0  # the line number
+            offset = 0  # where line n starts
+            events = 0
+            last_t = 0
+            end: dict | None = None
+            for raw in f:
+                n += 1
+                if end is not None:
+                    raise TraceError(
+                        f"trace file {path}, line {n - 1}: end record before the last line; the file was spliced"
+                    )
+                if not raw.endswith(b"\n"):
+                    raise TraceError(f"trace file {path}: truncated: line {n} ends without a newline; {_FIX}")
+                try:
+                    text = raw.decode("ascii")
+                except UnicodeDecodeError as exc:
+                    raise TraceError(
+                        f"trace file {path}: byte {offset + exc.start} is not ASCII, so this is not a syncbed "
+                        "trace (traces are ASCII JSON Lines)"
+                    ) from None
+                try:
+                    obj = json.loads(text, parse_float=_no_floats, parse_constant=_no_floats)
+                except ValueError as exc:
+                    raise TraceError(f"trace file {path}, line {n}: not valid trace JSON ({exc}); {_FIX}") from None
+                if not isinstance(obj, dict):
+                    raise TraceError(f"trace file {path}, line {n}: expected a JSON object, found {type(obj).__name__}")
+                if n == 1:
+                    _check_header(path, obj)
+                    self.header = obj
+                elif obj.get("end") is True:
+                    # Checked once it is known to be the last line: a spliced
+                    # file is named as such, not as a fingerprint mismatch.
+                    end = obj
+                    offset += len(raw)
+                    continue
+                else:
+                    _check_event(path, n, obj, events + 1, last_t)
+                    events += 1
+                    last_t = obj["t"]
+                sha.update(raw)
+                self.line = n
+                self.offset = offset
+                yield obj
+                offset += len(raw)
+        if n == 0:
+            raise TraceError(f"trace file {path}: is empty; {_FIX}")
+        if end is None:
+            raise TraceError(f"trace file {path}: truncated after line {n}: the end record is missing; {_FIX}")
+        fp = sha.hexdigest()
+        if end.get("events") != events or end.get("sha256") != fp:
+            raise TraceError(
+                f"trace file {path}: the end record says {end.get('events')} events with fingerprint "
+                f"{end.get('sha256')}, but the file holds {events} events with fingerprint {fp}; "
+                "it was edited or corrupted"
+            )
+        self.fingerprint = fp
+
+
+def _check_header(path: Path, header: dict) -> None:
     if header.get("format") != FORMAT:
         raise TraceError(
             f"trace file {path}, line 1: not a syncbed trace header (format is {header.get('format')!r}, "
@@ -267,37 +352,36 @@ def read_trace(path: str | Path) -> Trace:
             f"(this syncbed reads version {VERSION}); replay it with the syncbed version named in its header "
             f"({header.get('syncbed')!r})"
         )
-    sha = hashlib.sha256()
-    sha.update((lines[0] + "\n").encode("ascii"))
-    events: list[dict] = []
-    last_t = 0
-    for n, line in enumerate(lines[1:], start=2):
-        obj = parse(n, line)
-        if obj.get("end") is True:
-            if n != len(lines):
-                raise TraceError(f"trace file {path}, line {n}: end record before the last line; the file was spliced")
-            fp = sha.hexdigest()
-            if obj.get("events") != len(events) or obj.get("sha256") != fp:
-                raise TraceError(
-                    f"trace file {path}: the end record says {obj.get('events')} events with fingerprint "
-                    f"{obj.get('sha256')}, but the file holds {len(events)} events with fingerprint {fp}; "
-                    "it was edited or corrupted"
-                )
-            return Trace(header, events, fp)
-        if tuple(sorted(obj)) != EVENT_KEYS:
-            raise TraceError(
-                f"trace file {path}, line {n}: an event needs exactly the keys {', '.join(EVENT_KEYS)}; "
-                f"found {', '.join(sorted(obj))}"
-            )
-        if obj["seq"] != len(events) + 1:
-            raise TraceError(
-                f"trace file {path}, line {n}: event sequence number {obj['seq']!r} where {len(events) + 1} "
-                "was expected; lines are missing or out of order"
-            )
-        t = obj["t"]
-        if not isinstance(t, int) or t < last_t:
-            raise TraceError(f"trace file {path}, line {n}: virtual time {t!r} goes backwards (previous {last_t})")
-        last_t = t
-        sha.update((line + "\n").encode("ascii"))
-        events.append(obj)
-    raise TraceError(f"trace file {path}: truncated after line {len(lines)}: the end record is missing; {fix}")
+
+
+def _check_event(path: Path, n: int, obj: dict, seq: int, last_t: int) -> None:
+    if obj.keys() != _EVENT_KEYS:
+        raise TraceError(
+            f"trace file {path}, line {n}: an event needs exactly the keys {', '.join(EVENT_KEYS)}; "
+            f"found {', '.join(sorted(obj))}"
+        )
+    if obj["seq"] != seq:
+        raise TraceError(
+            f"trace file {path}, line {n}: event sequence number {obj['seq']!r} where {seq} "
+            "was expected; lines are missing or out of order"
+        )
+    t = obj["t"]
+    if not isinstance(t, int) or t < last_t:
+        raise TraceError(f"trace file {path}, line {n}: virtual time {t!r} goes backwards (previous {last_t})")
+    if not isinstance(obj["kind"], str):
+        raise TraceError(f"trace file {path}, line {n}: the event kind must be a string, found {obj['kind']!r}")
+
+
+def iter_trace(path: str | Path, file: BinaryIO | None = None) -> TraceReader:
+    """Stream a trace file: its header, then its events, each checked as it
+    is read, the end record and fingerprint after the last (`TraceReader`)."""
+    return TraceReader(path, file)
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read and verify a trace file, or raise `TraceError` saying what is wrong."""
+    reader = iter_trace(path)
+    header = next(reader)
+    events = list(reader)
+    assert reader.fingerprint is not None  # the reader raises rather than end unverified
+    return Trace(header, events, reader.fingerprint)

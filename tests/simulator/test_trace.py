@@ -1,12 +1,13 @@
 """The trace: recording, canonical encoding, fingerprint, and a strict reader."""
 
 import hashlib
+import io
 import json
 from decimal import Decimal
 
 import pytest
 
-from simulator.trace import TraceError, TraceRecorder, canonical_json, read_trace
+from simulator.trace import TraceError, TraceRecorder, canonical_json, iter_trace, read_trace
 
 HEADER = {
     "syncbed": "0.1.0",
@@ -491,3 +492,94 @@ def test_end_record_not_last(tmp_path):
     write_lines(path, spliced)
     message = trace_error(path)
     assert "line 3" in message and "end record" in message
+
+
+@pytest.mark.parametrize("kind", [7, None, ["tick"], {"k": 1}])
+def test_an_event_kind_that_is_not_a_string(tmp_path, kind):
+    path = tmp_path / "t.trace"
+    write_lines(path, build_lines(full_header(), [event(1, 0), event(2, 5, kind)]))
+    message = trace_error(path)
+    assert "line 3" in message and "kind must be a string" in message
+
+
+# ------------------------------------------------------------------ streaming
+
+
+class ReadWatch(io.FileIO):
+    """A file that remembers how far into it anything has read."""
+
+    furthest = 0
+
+    def readinto(self, buffer):
+        n = super().readinto(buffer)
+        self.furthest = max(self.furthest, self.tell())
+        return n
+
+    def readall(self):
+        data = super().readall()
+        self.furthest = max(self.furthest, self.tell())
+        return data
+
+
+def write_big_trace(path, events: int = 2_000) -> int:
+    lines = build_lines(full_header(), [event(i, i * 10, "pad", {"i": i, "pad": "x" * 500}) for i in range(1, events + 1)])
+    write_lines(path, lines)
+    return path.stat().st_size
+
+
+def test_the_reader_yields_the_first_event_before_reading_the_rest_of_the_file(tmp_path):
+    path = tmp_path / "big.trace"
+    size = write_big_trace(path)
+    assert size > 1_000_000
+    with io.BufferedReader(ReadWatch(path), buffer_size=8192) as f:
+        raw = f.raw
+        reader = iter_trace(path, f)
+        assert next(reader) == full_header()
+        first = next(reader)
+        assert (first["seq"], first["data"]["i"]) == (1, 1)
+        assert raw.furthest <= 2 * 8192  # a buffer or two, not the file
+        assert reader.fingerprint is None  # nothing is vouched for yet
+        rest = list(reader)
+        assert raw.furthest == size
+    assert len(rest) == 1_999
+    assert reader.fingerprint == read_trace(path).fingerprint
+
+
+def test_a_consumer_sees_events_before_a_bad_end_is_found(tmp_path):
+    path = tmp_path / "t.trace"
+    lines = valid_lines()
+    lines[-1] = lines[-1].replace('"events":3', '"events":4')
+    write_lines(path, lines)
+    seen = []
+    with pytest.raises(TraceError, match="edited or corrupted"):
+        for obj in iter_trace(path):
+            seen.append(obj)
+    assert [e.get("seq") for e in seen] == [None, 1, 2, 3]
+
+
+def test_the_reader_says_where_each_line_starts(tmp_path):
+    path = tmp_path / "t.trace"
+    lines = valid_lines()
+    write_lines(path, lines)
+    raw = path.read_bytes()
+    reader = iter_trace(path)
+    starts = [(reader.line, reader.offset) for _ in reader]
+    assert [n for n, _ in starts] == [1, 2, 3, 4]
+    for n, offset in starts:
+        assert raw[offset:].startswith(lines[n - 1].encode("ascii") + b"\n")
+    trace = read_trace(path)
+    assert reader.fingerprint == trace.fingerprint
+    assert reader.header == trace.header
+
+
+def test_a_reader_can_be_stopped_early_and_leaves_a_file_handed_in_open(tmp_path):
+    path = tmp_path / "t.trace"
+    write_lines(path, valid_lines())
+    with io.BufferedReader(ReadWatch(path)) as f:
+        reader = iter_trace(path, f)
+        next(reader)
+        reader.close()
+        assert not f.closed
+        with pytest.raises(StopIteration):
+            next(reader)
+        assert reader.fingerprint is None
