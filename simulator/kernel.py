@@ -152,6 +152,7 @@ class Kernel:
         self._seq = 0
         self._runq = None  # trio's run queue, read to see whether an event woke a task
         self._controller: _Controller | None = None
+        self._clock_stop: int | None = None
         self._failure: BaseException | None = None
         self._deadlocked = False
         self._main_done = False
@@ -287,6 +288,27 @@ class Kernel:
             quiet = self._no_events
         return await self._drive(stop_at=limit_us, budget=None, quiet=quiet)
 
+    def stop_clock_at(self, when_us: int | None) -> None:
+        """Stop the clock at `when_us` on its way past, for whoever watches it.
+
+        Once everything due at or before `when_us` has run, the clock moves
+        to `when_us` (if it is not there already) and stops there once: the
+        kernel hands back to trio with no task runnable, and trio asks the
+        clock again at once -- the moment a clock wrapper (the TUI's gate)
+        gets to look at the world at a time where nothing happens: a seek's
+        target, paced play through a quiet hour. Then time goes on as before.
+
+        The stop is not an event. Nothing runs at it, `events_processed` and
+        a `step`'s count do not move, a driving `run_until` is neither
+        released nor overtaken (whichever of the two times comes first
+        wins), no random draw is spent (trio shuffles an empty batch), and
+        so the trace is the one the world writes without it. One stop is
+        pending at a time: a call replaces it, None clears it.
+        """
+        if when_us is not None and when_us < self.now_us:
+            raise ValueError(f"cannot stop the clock at {when_us}us: it is already at {self.now_us}us")
+        self._clock_stop = when_us
+
     def _no_events(self) -> bool:
         return self.next_event_time() is None
 
@@ -334,7 +356,8 @@ class Kernel:
                 self._release_controller(StopReason.QUIET)
                 return 0.0
             t = heap[0][0] if heap else None
-            if t is not None and (deadline_us is None or t <= deadline_us):
+            stop = self._clock_stop
+            if t is not None and (deadline_us is None or t <= deadline_us) and (stop is None or t <= stop):
                 if ctl is not None and ctl.stop_at is not None and t > ctl.stop_at:
                     self.now_us = ctl.stop_at
                     self._release_controller(StopReason.TIME)
@@ -359,6 +382,17 @@ class Kernel:
                 if runq:
                     return 0.0
                 continue
+            if (
+                stop is not None
+                and (deadline_us is None or stop < deadline_us)
+                and (ctl is None or ctl.stop_at is None or stop <= ctl.stop_at)
+            ):
+                # A watcher's stop (`stop_clock_at`) is next. Not an event:
+                # nothing is counted; trio finds nothing to run and asks the
+                # clock again, so the watcher looks at the world here.
+                self._clock_stop = None
+                self.now_us = stop
+                return 0.0
             if deadline_us is not None:
                 if ctl is not None and ctl.stop_at is not None and deadline_us > ctl.stop_at:
                     self.now_us = ctl.stop_at

@@ -420,15 +420,15 @@ class WorldHost:
         """The clock's question: how long may trio wait for real I/O?
 
         Either the host's own answer (0 to ask again at once; a wait while
-        paused or pacing) or ``move(horizon)``: the kernel's, with trio's
-        next deadline lowered to `horizon` when the UI wants the clock to
-        stop at a time where nothing happens -- a seek's target, or where
-        paced play has got to. The kernel then handles the horizon like a
-        deadline of its own: it runs what falls before it, lets a driving
-        task's ``run_until`` win if that comes first, and otherwise moves
-        the clock to it and comes back here. Nothing runs at a horizon and
-        no random draw is spent on one (trio shuffles an empty batch), so it
-        changes when the world is looked at, never what the world does.
+        paused or pacing) or ``move(deadline)``: the kernel's, after telling
+        it where the UI wants the clock to stop at a time where nothing
+        happens -- a seek's target, or where paced play has got to
+        (`Kernel.stop_clock_at`). The kernel runs what falls before the stop,
+        lets a driving task's ``run_until`` win if that comes first, and
+        otherwise moves the clock to it and comes back here. A stop is not
+        an event (a script's ``kernel.step`` does not count it) and leaves
+        the trace as it is: it changes when the world is looked at, never
+        what the world does.
         """
         with self._cv:
             if self._stopping:
@@ -450,6 +450,7 @@ class WorldHost:
         sample_due = False
         with self._cv:
             if self._settling:
+                kernel.stop_clock_at(None)
                 return move(deadline)
             mode = self._mode
             if mode == Mode.UNTIL and self._until_t is not None:
@@ -483,9 +484,8 @@ class WorldHost:
         if sample_due:
             self._take_sample()
             return 0.0  # ask again: the gate may want to park now
-        if horizon is None:
-            return move(deadline)
-        return move(min(deadline, horizon / 1_000_000))
+        kernel.stop_clock_at(horizon)
+        return move(deadline)
 
     def _run_commands(self, commands: list[Callable[[], str | None]]) -> None:
         notes = []

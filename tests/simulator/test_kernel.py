@@ -293,3 +293,101 @@ def test_spawn_from_a_kernel_event_starts_a_task_at_that_instant():
 
     run(k, main)
     assert seen == [("x", 4 * SECOND), ("x done", 5 * SECOND)]
+
+
+# ------------------------------------------------------------ clock stops
+
+
+class StopWatch(trio.abc.Clock):
+    """Wraps a kernel's clock the way the TUI's gate does: each time trio
+    asks it, it asks the kernel to stop the clock at the next planned time
+    and notes when the clock stood at one."""
+
+    def __init__(self, kernel, stops) -> None:
+        self._kernel = kernel
+        self._inner = kernel.clock
+        self._stops = sorted(stops)
+        self.seen: list[int] = []
+        kernel.clock = self
+
+    def start_clock(self) -> None:
+        self._inner.start_clock()
+
+    def current_time(self) -> float:
+        return self._inner.current_time()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        k = self._kernel
+        while self._stops and self._stops[0] <= k.now_us:
+            if self._stops[0] == k.now_us:
+                self.seen.append(k.now_us)
+            self._stops.pop(0)
+        k.stop_clock_at(self._stops[0] if self._stops else None)
+        return self._inner.deadline_to_sleep_time(deadline)
+
+
+def stepped_world(stops=()):
+    k = Kernel(1)
+    watch = StopWatch(k, stops)
+    fired = []
+
+    async def sleeper():
+        await trio.sleep(6)
+        fired.append("deadline")
+
+    async def main():
+        async with trio.open_nursery() as n:
+            n.start_soon(sleeper)
+            for s in (1, 3, 10):
+                k.call_at(s * SECOND, fired.append, s)
+            await trio.sleep(0)  # let the sleeper register its deadline
+            steps = []
+            for _ in range(4):
+                reason = await k.step()
+                await trio.sleep(0)
+                steps.append((reason, k.now_us, list(fired), k.events_processed))
+            return steps
+
+    return run(k, main), watch.seen
+
+
+def test_a_clock_stop_is_not_an_event_and_not_a_step():
+    plain, _ = stepped_world()
+    assert [now for _, now, _, _ in plain] == [1 * SECOND, 3 * SECOND, 6 * SECOND, 10 * SECOND]
+    stops = [2 * SECOND, 5 * SECOND, 7 * SECOND, 9 * SECOND]
+    stopped, seen = stepped_world(stops)
+    assert seen == stops  # the clock stood at each, where nothing happens
+    assert stopped == plain
+
+
+def test_a_run_until_before_the_stop_wins_and_the_stop_waits_for_later():
+    k = Kernel(1)
+    out = []
+
+    async def main():
+        k.call_at(9 * SECOND, lambda: None)
+        k.stop_clock_at(5 * SECOND)
+        out.append((await k.run_until(3 * SECOND), k.now_us))
+        out.append((await k.run_until(5 * SECOND), k.now_us))  # the same time as the stop
+        out.append((await k.run_until_quiet(), k.now_us))
+        with pytest.raises(ValueError, match="already at"):
+            k.stop_clock_at(SECOND)
+
+    run(k, main)
+    assert out == [(StopReason.TIME, 3 * SECOND), (StopReason.TIME, 5 * SECOND), (StopReason.QUIET, 9 * SECOND)]
+    assert k.events_processed == 1
+
+
+def test_a_run_with_clock_stops_writes_the_same_trace_as_one_without():
+    from tests.simulator.toy_worlds import busy_world
+
+    plain = busy_world(7)
+    plain.run(plain._main)
+    stopped = busy_world(7)
+    every = 137_000  # off the world's whole seconds, and some on its events
+    watch = StopWatch(stopped.kernel, range(every, 12 * SECOND, every))
+    stopped.run(stopped._main)
+    assert len(watch.seen) >= 70
+    assert stopped.kernel.events_processed == plain.kernel.events_processed
+    assert stopped.trace.seq == plain.trace.seq > 100
+    assert stopped.trace.fingerprint == plain.trace.fingerprint
