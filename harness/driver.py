@@ -54,6 +54,7 @@ class Driver:
         self.revenue = world.revenue
         self.hris = world.hris
         self.expenses = world.expenses
+        self._resolved: dict[tuple[str, str], str] = {}  # (PSA table, source reference) -> id
 
     # ------------------------------------------------------------ the calendar
 
@@ -260,8 +261,16 @@ class Driver:
         table = {"project": "projects", "task": "tasks", "milestone": "milestones"}.get(kind)
         if source is None or table is None:
             return None
-        for row in self.psa.table(table).values():
+        # People look a record up once and remember it (a scan per action
+        # would make a month's play-out quadratic in the firm's size); what
+        # they remember is checked, since the core may re-mark a copy.
+        rows = self.psa.table(table)
+        known = self._resolved.get((table, source))
+        if known is not None and (rows.get(known) or {}).get("external_reference") == source:
+            return known
+        for row in rows.values():
             if row.get("external_reference") == source:
+                self._resolved[table, source] = row["id"]
                 return row["id"]
         return None
 

@@ -31,12 +31,16 @@ from ..codec import from_json
 from ..model_contracts import Contract
 from ..ports import Transaction
 
-__all__ = ["ENTRIES", "PRICED", "WAITING", "CACHE", "BY_RESOURCE", "contract_of", "missing_for", "wait", "unwait",
+__all__ = ["ENTRIES", "PRICED", "WAITING", "WAIT_GROUPS", "CACHE", "BY_RESOURCE", "contract_of", "missing_for", "wait",
+           "unwait", "waiting_in",
            "tm_lines", "account_of"]
 
 ENTRIES = "t2f_entries"  # PSA time entry id -> state
 PRICED = "t2f_priced"  # "<entry>:v<version>" -> the priced version and what was posted of it
 WAITING = "t2f_waiting"  # "<deal or psa_project:id>\x00<te|ex>:<id>" -> {"since_us", "missing"}
+# "<deal or psa_project:id>" -> {"since_us": its first item's, "n": items}: the
+# poller looks at groups, and reads a group's items only once it may be ready
+WAIT_GROUPS = "t2f_waiting_groups"
 CACHE = "t2f_cache"  # "role:<id>", "assignment:<id>", "task:<id>", "fx:<from>:<to>:<date>", "reported:<group>"
 # "<PSA resource id>\x00<entry id>" -> {"version", "date", "deal"}: the version
 # last posted for the person's entry, so a restated cost rate finds what to
@@ -101,6 +105,8 @@ def wait(txn: Transaction, group: str, item: str, missing: str, now_us: int) -> 
     current = txn.get(WAITING, key)
     if current is None:
         txn.put(WAITING, key, {"since_us": now_us, "missing": missing})
+        g = txn.get(WAIT_GROUPS, group) or {"since_us": now_us, "n": 0}
+        txn.put(WAIT_GROUPS, group, dict(g, n=g["n"] + 1))
     elif current["missing"] != missing:
         txn.put(WAITING, key, dict(current, missing=missing))
 
@@ -109,6 +115,17 @@ def unwait(txn: Transaction, group: str, item: str) -> None:
     key = waiting_key(group, item)
     if txn.get(WAITING, key) is not None:
         txn.delete(WAITING, key)
+        g = txn.get(WAIT_GROUPS, group)
+        if g is None or g["n"] <= 1:
+            txn.delete(WAIT_GROUPS, group)
+        else:
+            txn.put(WAIT_GROUPS, group, dict(g, n=g["n"] - 1))
+
+
+def waiting_in(txn: Transaction, group: str) -> list[tuple[str, dict]]:
+    """(item, info) of what waits in `group`."""
+    prefix = f"{group}{_SEP}"
+    return [(key[len(prefix):], info) for key, info in txn.scan(WAITING, prefix=prefix)]
 
 
 def split_waiting_key(key: str) -> tuple[str, str]:

@@ -154,41 +154,52 @@ class TimeToFinance:
     async def release_waiting(self) -> bool:
         """Decide again what waits on deals now ready; True if any was released.
         What has waited `WAIT_REPORT_US` is reported to IT, once per deal (or
-        unlinked PSA project) -- it goes on waiting."""
+        unlinked PSA project) -- it goes on waiting. Groups are looked at
+        first: the items of a deal that is not even close to ready (no
+        contract or ERP project yet) are not read at all."""
         core = self.core
         released = 0
         now = core.now_us()
         with core.env.store.transaction() as txn:
             ready: dict[tuple, bool] = {}
-            overdue: dict[str, list[str]] = {}
-            for key, info in list(txn.scan(st.WAITING)):
-                group, item = st.split_waiting_key(key)
-                kind, _, ident = item.partition(":")
-                state = txn.get(st.ENTRIES if kind == "te" else EXPENSES, ident)
-                if state is None:
-                    txn.delete(st.WAITING, key)
+            for group, g in list(txn.scan(st.WAIT_GROUPS)):
+                deal = (xrefs.deal_of_psa_project(txn, group.split(":", 1)[1])
+                        if group.startswith("psa_project:") else group)
+                if deal is None or st.missing_for(txn, deal, expense=True, billable=False) is not None:
+                    if now - g["since_us"] >= WAIT_REPORT_US:
+                        self._report_overdue(txn, group, now)
                     continue
-                if kind == "te" and state.get("deal") is None:
-                    state["deal"] = xrefs.deal_of_psa_project(txn, state["project"])
-                deal = state["deal"]
-                need = (kind, kind == "ex" and bool(state["line"].get("IsBillable")))
-                if deal is not None and (deal, need) not in ready:
-                    ready[deal, need] = st.missing_for(txn, deal, expense=kind == "ex", billable=need[1]) is None
-                if deal is not None and ready[deal, need]:
-                    txn.delete(st.WAITING, key)
-                    if kind == "te":
-                        self._decide_time(txn, state, cause=None)
-                    else:
-                        self._decide_expense(txn, state, cause=None)
-                    released += 1
-                elif now - info["since_us"] >= WAIT_REPORT_US:
-                    overdue.setdefault(group, []).append(item)
-            for group, items in sorted(overdue.items()):
-                if txn.get(st.CACHE, f"reported:{group}"):
-                    continue
-                txn.put(st.CACHE, f"reported:{group}", True)
-                info = txn.get(st.WAITING, st.waiting_key(group, items[0]))
-                core.open_exception(txn, "it", "DEAL_NOT_PROVISIONED",
-                                    f"{len(items)} time entries and expenses of {group} wait: {info['missing']}",
-                                    {"deal": group, "items": items[:100], "count": len(items)})
+                for item, info in st.waiting_in(txn, group):
+                    kind, _, ident = item.partition(":")
+                    state = txn.get(st.ENTRIES if kind == "te" else EXPENSES, ident)
+                    if state is None:
+                        st.unwait(txn, group, item)
+                        continue
+                    if kind == "te" and state.get("deal") is None:
+                        state["deal"] = deal
+                    need = (kind, kind == "ex" and bool(state["line"].get("IsBillable")))
+                    if (deal, need) not in ready:
+                        ready[deal, need] = st.missing_for(txn, deal, expense=kind == "ex", billable=need[1]) is None
+                    if ready[deal, need]:
+                        st.unwait(txn, group, item)
+                        if kind == "te":
+                            self._decide_time(txn, state, cause=None)
+                        else:
+                            self._decide_expense(txn, state, cause=None)
+                        released += 1
+                if txn.get(st.WAIT_GROUPS, group) is not None and now - g["since_us"] >= WAIT_REPORT_US:
+                    self._report_overdue(txn, group, now)
         return released > 0
+
+    def _report_overdue(self, txn: Transaction, group: str, now: int) -> None:
+        """Tell IT, once, what of `group` has waited `WAIT_REPORT_US`."""
+        if txn.get(st.CACHE, f"reported:{group}"):
+            return
+        items = [item for item, info in st.waiting_in(txn, group) if now - info["since_us"] >= WAIT_REPORT_US]
+        if not items:
+            return
+        txn.put(st.CACHE, f"reported:{group}", True)
+        info = txn.get(st.WAITING, st.waiting_key(group, items[0]))
+        self.core.open_exception(txn, "it", "DEAL_NOT_PROVISIONED",
+                                 f"{len(items)} time entries and expenses of {group} wait: {info['missing']}",
+                                 {"deal": group, "items": items[:100], "count": len(items)})
