@@ -32,6 +32,8 @@ from fake_systems.hris import Hris
 from fake_systems.psa import Psa
 from fake_systems.revenue_engine import RevenueEngine
 from simulator import HOUR, MINUTE, BusinessCalendar, ChaosProfile, Simulation
+from sync_core.dispatcher import now_us
+from sync_core.outbox import Outbox
 from sync_core.ports import Environment
 from sync_core.stores import MemoryStore, SqliteStore
 
@@ -121,6 +123,34 @@ class BusinessWorld:
         self.billing.register_webhook(f"{CORE}:/webhooks/billing")
         self.quiescence = Quiescence(self)
         self.liveness_limit_us = 14 * 24 * HOUR
+
+    def replay_dead_letter(self, msg_id: str) -> bool:
+        """An operator replays a dead letter through the core's outbox
+        (a core with its own ``replay_dead_letter`` does it itself); False
+        if it is not in the dead-letter queue."""
+        core = self.core.core
+        if core is None:
+            raise ValueError("the core has not started yet")
+        if callable(getattr(core, "replay_dead_letter", None)):
+            return bool(core.replay_dead_letter(msg_id))
+        with self.store.transaction() as txn:
+            done = Outbox.replay_dead_letter(txn, msg_id, now_us(core.dispatcher.env))
+        core.dispatcher.wake()
+        return done
+
+    def retry_exception(self, key: str) -> bool:
+        """An operator sends an exception-queue item (``domain:msg_id``) back
+        to be tried again, as above; False if it is not in the queue."""
+        core = self.core.core
+        if core is None:
+            raise ValueError("the core has not started yet")
+        if callable(getattr(core, "retry_exception", None)):
+            return bool(core.retry_exception(key))
+        domain, _, msg_id = key.partition(":")
+        with self.store.transaction() as txn:
+            done = Outbox.resolve_exception(txn, domain, msg_id, retry=True, now_us=now_us(core.dispatcher.env))
+        core.dispatcher.wake()
+        return done
 
     def kpis(self) -> dict:
         from .kpis import world_kpis

@@ -7,8 +7,6 @@ Both are carried out by the simulation thread between two events
 
 from __future__ import annotations
 
-import importlib
-
 import attrs
 
 from simulator import SECOND, Window, format_duration
@@ -48,29 +46,14 @@ def chaos_window(order: ChaosOrder, center: str, now_us: int) -> Window:
 
 def operator_action(world, action: str, key: str) -> bool:
     """A person's action on the core's queues: replay a dead letter, or
-    retry an item from an exception queue.
+    retry an item from an exception queue (key ``domain:msg_id``).
 
-    The harness or the core may offer it (``world.<action>(key)`` or
-    ``core.<action>(key)``). Until one does, the reference core's own outbox
-    operations are used, through the store the harness gave it -- the one
-    place the UI reaches past the harness, and only for these two verbs.
+    The harness's world carries it out (`BusinessWorld.replay_dead_letter`,
+    `BusinessWorld.retry_exception`); the UI never reaches into the core.
+    False if the item is no longer in its queue.
     """
-    hook = getattr(world, action, None)
-    if callable(hook):
-        return bool(hook(key))
-    core = world.core.core
-    if core is None:
-        raise ValueError("the core has not started yet")
-    hook = getattr(core, action, None)
-    if callable(hook):
-        return bool(hook(key))
-    outbox = importlib.import_module("sync_core.outbox").Outbox
-    now = core.now_us()
-    with world.store.transaction() as txn:
-        if action == "replay_dead_letter":
-            done = outbox.replay_dead_letter(txn, key, now)
-        else:
-            domain, _, msg_id = key.partition(":")
-            done = outbox.resolve_exception(txn, domain, msg_id, retry=True, now_us=now)
-    core.dispatcher.wake()
-    return done
+    if action == "replay_dead_letter":
+        return world.replay_dead_letter(key)
+    if action == "retry_exception":
+        return world.retry_exception(key)
+    raise ValueError(f"no such action on the core's queues: {action!r}; choose replay_dead_letter or retry_exception")

@@ -52,3 +52,38 @@ def test_the_world_is_identical_across_processes_and_hash_seeds():
 
 def test_another_seed_gives_another_world():
     assert month_of_work(5).sim.trace.fingerprint != month_of_work(6).sim.trace.fingerprint
+
+
+def test_an_operator_replays_a_dead_letter_and_retries_an_exception_through_the_world():
+    import json
+
+    import pytest
+
+    from fake_systems.firm_generator import FirmParams
+    from harness.world import BusinessWorld
+    from simulator import load_profile
+    from tests.tui.dlq_core import build
+
+    world = BusinessWorld(seed=3, chaos=load_profile("none"), core_factory=build, header={},
+                          firm_params=FirmParams(consultants=5), keep_trace=True)
+    with pytest.raises(ValueError, match="not started"):
+        world.replay_dead_letter("ob00000001")
+    seen = {}
+
+    def queues():
+        with world.store.transaction() as txn:
+            return [k for k, _ in txn.scan("dlq")], [k for k, _ in txn.scan("exceptions")]
+
+    async def script(d):
+        await d.advance(hours=1)
+        seen["before"] = queues()
+        seen["missing"] = world.replay_dead_letter("ob99999999"), world.retry_exception("finance:ob99999999")
+        seen["acted"] = world.replay_dead_letter("ob00000001"), world.retry_exception("finance:ob00000002")
+
+    outcome = world.run(script)
+    assert seen["before"] == (["ob00000001"], ["finance:ob00000002"])
+    assert seen["missing"] == (False, False)
+    assert seen["acted"] == (True, True)
+    assert outcome["quiet"] and queues() == ([], [])
+    done = [e["corr"] for e in map(json.loads, world.sim.trace.lines[1:-1]) if e["kind"] == "core.op.done"]
+    assert done == ["ping:1", "post:1"]
