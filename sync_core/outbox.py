@@ -176,6 +176,20 @@ class Outbox:
         return True
 
     @staticmethod
+    def head_of_line(txn: Transaction, aggregate: str) -> tuple[str, str] | None:
+        """What heads `aggregate`'s line: None when the line is empty, else
+        (state, message id), state "queued" (waiting, due, retrying or in
+        flight: work the core will still do), "dead" (a dead letter holds
+        the rest back) or "exception" (a business exception does)."""
+        head = next(txn.scan("agg", prefix=aggregate + _SEP, limit=1), None)
+        if head is None:
+            return None
+        msg_id = head[1]
+        if txn.get("msgs", msg_id) is not None:
+            return "queued", msg_id
+        return ("dead" if txn.get("dlq", msg_id) is not None else "exception"), msg_id
+
+    @staticmethod
     def counts(txn: Transaction) -> dict[str, Any]:
         def n(table: str, prefix: str = "") -> int:
             return sum(1 for _ in txn.scan(table, prefix=prefix))
