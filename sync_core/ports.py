@@ -101,7 +101,8 @@ class Transaction(Protocol):
     def delete(self, table: str, key: str) -> None: ...
 
     def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
-        """(key, value) pairs in key order."""
+        """(key, value) pairs in key order whose key starts with `prefix`, at
+        most `limit` of them, as they were when the iteration began."""
         ...
 
 

@@ -7,7 +7,9 @@ tasks, which unwinds every open transaction -- so uncommitted work is lost
 and committed work is kept, exactly as with a database).
 
 Values are stored as canonical JSON text, so a value read back is always a
-fresh copy: the core can never mutate committed state by accident.
+fresh copy: the core can never mutate committed state by accident. A scan
+yields its rows as they were when its iteration began (SQLite reads them
+all then), so writes made while walking it do not change what it yields.
 """
 
 from __future__ import annotations
@@ -58,25 +60,44 @@ class _MemoryTxn:
         self._writes[table, key] = _DELETED
 
     def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
-        committed = self._store._tables.get(table)
-        keys: list[str] = []
-        if committed:
-            for k in committed.irange(minimum=prefix):
-                if not k.startswith(prefix):
+        # As with SQLite, the rows are read when iteration starts: writes the
+        # caller makes while iterating do not change what the scan yields.
+        for key, text in self._rows(table, prefix, limit):
+            yield key, json.loads(text)
+
+    def _rows(self, table: str, prefix: str, limit: int | None) -> list[tuple[str, str]]:
+        """Committed rows under `prefix` merged with this transaction's
+        writes (a write replaces, a delete hides), in key order, at most
+        `limit` of them (as SQLite's LIMIT: 0 is none)."""
+        rows: list[tuple[str, str]] = []
+        if limit is not None and limit <= 0:
+            return rows
+        for key, text in self._merged(table, prefix):
+            if text is not _DELETED:
+                rows.append((key, text))
+                if len(rows) == limit:
                     break
-                keys.append(k)
-        written = [k for (t, k) in self._writes if t == table and k.startswith(prefix)]
-        if written:
-            keys = sorted(set(keys).union(written))
-        n = 0
-        for key in keys:
-            value = self.get(table, key)
-            if value is None:
-                continue
-            yield key, value
-            n += 1
-            if limit is not None and n >= limit:
-                return
+        return rows
+
+    def _merged(self, table: str, prefix: str) -> Iterator[tuple[str, Any]]:
+        # Two sequences in key order, committed keys and written ones; a key
+        # in both yields this transaction's version.
+        written = sorted(((k, w) for (t, k), w in self._writes.items() if t == table and k.startswith(prefix)),
+                         key=lambda kw: kw[0])
+        i = 0
+        committed = self._store._tables.get(table)
+        for key in committed.irange(minimum=prefix) if committed else ():
+            if not key.startswith(prefix):
+                break
+            while i < len(written) and written[i][0] < key:
+                yield written[i]
+                i += 1
+            if i < len(written) and written[i][0] == key:
+                yield written[i]
+                i += 1
+            else:
+                yield key, committed[key]
+        yield from written[i:]
 
     def _commit(self) -> None:
         tables = self._store._tables
@@ -116,6 +137,18 @@ class MemoryStore:
         return {t: {k: json.loads(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items())}
 
 
+def _prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string that starts with
+    `prefix`; None if there is none (an empty prefix, or all U+10FFFF)."""
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return None
+    nxt = ord(stem[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text: skip them
+        nxt = 0xE000
+    return stem[:-1] + chr(nxt)
+
+
 class _SqliteTxn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -134,9 +167,13 @@ class _SqliteTxn:
         self._conn.execute("DELETE FROM kv WHERE tbl = ? AND key = ?", (table, key))
 
     def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
-        # Range scan on the primary key: prefix <= key < prefix + U+10FFFF.
-        sql = "SELECT key, value FROM kv WHERE tbl = ? AND key >= ? AND key < ? ORDER BY key"
-        args: list[Any] = [table, prefix, prefix + "\U0010ffff"]
+        # A range scan on the primary key: prefix <= key < the first string
+        # after every string that starts with prefix. (Keys compare as UTF-8
+        # bytes, which is code-point order, Python's.)
+        end = _prefix_end(prefix)
+        sql = "SELECT key, value FROM kv WHERE tbl = ? AND key >= ?" + ("" if end is None else " AND key < ?")
+        args: list[Any] = [table, prefix] if end is None else [table, prefix, end]
+        sql += " ORDER BY key"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
