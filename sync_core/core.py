@@ -22,9 +22,11 @@ import trio
 
 from .dispatcher import Dispatcher, Operation, now_us
 from .feeds import FeedReaders
+from .kpis import CoreKpis
 from .outbox import Outbox, next_counter
 from .pollers import Poller
 from .ports import Environment, InboundRequest, InboundResponse, Transaction
+from .reconciliation import ReconciliationJob
 
 __all__ = ["ReferenceCore", "Flow", "FLOWS", "DEFAULT_LIMITS"]
 
@@ -71,7 +73,9 @@ class ReferenceCore:
                     raise
                 continue  # a flow not written yet
             self.flows.append(module.build(self))
-        operations = [op for flow in self.flows for op in flow.operations()]
+        self.kpis = CoreKpis(self)
+        self.reconciliation = ReconciliationJob(self)  # after the flows: it reads what they post
+        operations = self.kpis.instrument([op for flow in self.flows for op in flow.operations()])
         limits = dict(DEFAULT_LIMITS, **self.config.get("limits", {}))
         self.dispatcher = Dispatcher(env, operations, limits=limits)
         self.pollers = self.feeds.pollers() + [p for flow in self.flows for p in flow.pollers()]
@@ -87,6 +91,8 @@ class ReferenceCore:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.dispatcher.run)
+            nursery.start_soon(self.reconciliation.run)
+            nursery.start_soon(self.kpis.run)
             for poller in self.pollers:
                 nursery.start_soon(poller.run)
 
@@ -97,7 +103,7 @@ class ReferenceCore:
         return await handler(request)
 
     def idle(self) -> bool:
-        return (self.dispatcher.idle() and all(p.caught_up for p in self.pollers)
+        return (self.dispatcher.idle() and all(p.caught_up for p in self.pollers) and self.reconciliation.idle()
                 and all(flow.idle() for flow in self.flows if hasattr(flow, "idle")))
 
     # ------------------------------------------------------------ for flows
