@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from .dispatcher import now_us
 from .ports import Environment, TransportError
 from .retry import BusinessException, RetryLater
 
@@ -72,6 +73,7 @@ class Poller:
                     txn.put("exceptions", f"{exc.domain}:{item}", {
                         "id": item, "domain": exc.domain, "code": exc.code, "message": exc.message,
                         "details": {"poller": self.name, **exc.details}, "op": None, "aggregate": None,
+                        "opened_us": now_us(self.env),
                     })
                 self.env.tracer.event("core.poll.refused", {"poller": self.name, "code": exc.code})
                 await trio.sleep(self.max_backoff)

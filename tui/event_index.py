@@ -28,7 +28,9 @@ __all__ = ["EventIndex", "Row", "facts_of", "is_business", "summary", "BUSINESS_
 # Kinds a person would call "something happened in the business" -- the
 # stops of "run to the next business event".
 BUSINESS_KINDS = ("vendor.effect", "vendor.ui", "billing.run_skipped")
-_NOT_BUSINESS_CORE = ("core.poll", "core.breaker", "core.op.retry")
+# The core's housekeeping: its polling, breakers, retries, and the daily
+# reconciliation and KPI readings it traces about itself.
+_NOT_BUSINESS_CORE = ("core.poll", "core.breaker", "core.op.retry", "core.kpi", "core.reconciliation")
 
 _ID_KEYS = (
     "id", "Id", "number", "deal", "deal_id", "project", "project_id", "invoice", "invoice_id",
