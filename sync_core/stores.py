@@ -133,8 +133,9 @@ class MemoryStore:
             self._open = False
 
     def dump(self) -> dict[str, dict[str, Any]]:
-        """Every committed row (for tests and the harness)."""
-        return {t: {k: json.loads(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items())}
+        """Every committed row (for tests and the harness). A table whose
+        rows were all deleted is no table, as in SQLite."""
+        return {t: {k: json.loads(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items()) if rows}
 
 
 def _prefix_end(prefix: str) -> str | None:

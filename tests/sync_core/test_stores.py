@@ -102,6 +102,17 @@ def test_dump_shows_committed_state_only(store):
     assert store.dump() == {"a": {"k": 2}, "b": {"k": 1}}
 
 
+def test_a_table_whose_rows_are_all_deleted_is_gone_from_the_dump(store):
+    with store.transaction() as t:
+        t.put("ready", "k", 1)
+        t.put("kept", "k", 1)
+    with store.transaction() as t:
+        t.delete("ready", "k")
+    assert store.dump() == {"kept": {"k": 1}}
+    with store.transaction() as t:
+        assert list(t.scan("ready")) == []
+
+
 # ------------------------------------------------------------------ crashes and restarts
 
 
