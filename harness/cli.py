@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--trace", metavar="FILE", help="write the trace (JSON Lines) to FILE")
     run.add_argument("--core", metavar="MODULE:FACTORY", help="the sync core to run (default: the reference core)")
+    run.add_argument("--store", default="memory", metavar="memory|sqlite",
+                     help="the core's durable store: in-memory (default) or SQLite; either gives the same run")
     run.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     chaos = sub.add_parser("chaos", help="sweep one scenario over many seeds in parallel")
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    report = run_world(args.scenario, args.seed, args.chaos, args.trace, core=args.core)
+    report = run_world(args.scenario, args.seed, args.chaos, args.trace, core=args.core, store=args.store)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:

@@ -99,10 +99,12 @@ def resolve_chaos(spec: str, seed: int, target) -> ChaosProfile:
         raise InputError(str(exc)) from None
 
 
-def reproduce_command(scenario: str, seed: int, chaos: str, core: str | None = None) -> str:
+def reproduce_command(scenario: str, seed: int, chaos: str, core: str | None = None, store: str = "memory") -> str:
     words = ["syncbed", "run", shlex.quote(scenario), "--seed", str(seed), "--chaos", shlex.quote(chaos)]
     if core:
         words += ["--core", shlex.quote(core)]
+    if store != "memory":
+        words += ["--store", store]
     return " ".join(words)
 
 
@@ -139,6 +141,11 @@ def run_world(
     `profile` overrides `chaos` (replay passes the profile a trace
     recorded); `keep_trace` puts the trace lines in the report.
     """
+    from .world import STORES
+
+    if store not in STORES:
+        raise InputError(f"--store {store}: no such store; give --store memory (in-process, the default) "
+                         "or --store sqlite (the real one)")
     target = resolve_scenario(scenario)
     if chaos is None:
         chaos = target.default_chaos if isinstance(target, Scenario) else DEFAULT_CHAOS
@@ -190,7 +197,7 @@ def run_world(
         "invariants": invariants,
         "kpis": kpis,
         "ok": all(i["ok"] for i in invariants),
-        "reproduce": reproduce_command(scenario, seed, chaos, core),
+        "reproduce": reproduce_command(scenario, seed, chaos, core, store),
     }
     if keep_trace:
         report["trace_lines"] = sim.trace.lines

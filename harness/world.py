@@ -39,9 +39,11 @@ from sync_core.stores import MemoryStore, SqliteStore
 
 from .core_host import CORE, CoreActor
 
-__all__ = ["BusinessWorld", "SYSTEMS", "Quiescence"]
+__all__ = ["BusinessWorld", "SYSTEMS", "STORES", "Quiescence"]
 
 SYSTEMS = ["billing", "crm", "erp", "expenses", "hris", "psa", "revenue"]
+# The core's durable store: in-memory (simulation speed) or SQLite (the real one).
+STORES = ("memory", "sqlite")
 # Quiet must last this long. A core reads most changes by polling, and an idle
 # poller waits up to ten minutes (sync_core.pollers.IDLE_MAX_S) between reads,
 # and a polled feed shows a change some seconds late: a window shorter than
@@ -96,6 +98,8 @@ class BusinessWorld:
         trace_sink=None,
         keep_trace: bool = False,
     ) -> None:
+        if store not in STORES:
+            raise ValueError(f"store {store!r}: not a store; give one of {', '.join(STORES)}")
         start = firm_params.start
         calendar = BusinessCalendar(
             datetime.combine(start, time(0), tzinfo=UTC),
@@ -118,6 +122,8 @@ class BusinessWorld:
         self.psa.load_firm(self.firm, projects=False)
         self.erp.load_firm(self.firm)
         self.hris.load_firm(self.firm)
+        # The store is the core's private business: either gives the same run
+        # (tests/harness/test_store_equivalence.py).
         self.store = MemoryStore() if store == "memory" else SqliteStore()
         self.core = sim.add(CoreActor(sim, core_factory, self.store, SYSTEMS, core_config))
         self.billing.register_webhook(f"{CORE}:/webhooks/billing")
