@@ -17,7 +17,11 @@ and whatever another flow queues for the deal later runs after them:
   erp.map_deal_entity          GET subsidiaries; the canonical Contract    reads only
                                (version 1, from the signed baseline) and
                                CustomerAccount are built and stored
-  erp.upsert_customer          PUT /customers/eid:<Account Id>             upsert by external id
+  erp.upsert_customer          PUT /customers/eid:<Account Id>; for an     upsert by external id;
+                               account's first deal, first GET Opportunity, adoption is a PUT of one
+                               a CRM Account query and an ERP customer     field to a stated value
+                               query: adopt finance's record, hold a
+                               duplicate account (`quote_customer`)
   erp.upsert_deal_project      PUT /projects/eid:<Opportunity Id>          upsert by external id
   psa.create_deal_project      POST /projects                              look-up by external_reference
   psa.create_line_tasks        POST /tasks, one per line                   look-up; unique WBS code
@@ -29,7 +33,10 @@ and whatever another flow queues for the deal later runs after them:
   crm.write_project_ref        PATCH Opportunity Project_Ref__x            idempotent update
 
 and, on its own aggregate so it holds nothing up, ``psa.verify_deal_setup``
-ten minutes after activation (late network copies, see `quote_psa`).
+ten minutes after activation (late network copies, see `quote_psa`). A CRM
+account merge (the merged-away account's DELETE with MasterRecordId) sends
+the deals waiting for either account's customer back to that step and
+queues ``erp.follow_account_merge`` (`quote_customer`, rule 3).
 
 A business refusal -- the ERP refusing a customer without the tax
 registration its country requires, say -- goes to the exception queue of its
@@ -69,7 +76,7 @@ from ..outbox import Outbox, next_counter
 from ..ports import Transaction
 from ..replies import check, error_code
 from ..retry import BusinessException, RetryLater
-from . import quote_billing, quote_psa
+from . import quote_billing, quote_customer, quote_psa
 from .quote_contract import (
     ACCOUNT_FIELDS, choose_subsidiary, contract_of, crm_snapshot, customer_of, entity_terms, revenue_pobs,
 )
@@ -148,6 +155,9 @@ class QuoteToProject:
         more: the master data it was refused for has changed at its source.
         If the ERP refuses again, it goes back to the queue."""
         header = change.get("header") or {}
+        if header.get("changeType") == "DELETE":
+            quote_customer.on_account_merged(self.core, txn, change)
+            return
         changed = {k: v for k, v in (change.get("fields") or {}).items() if k in ACCOUNT_FIELDS}
         if header.get("changeType") != "UPDATE" or not changed:
             return
@@ -173,7 +183,7 @@ class QuoteToProject:
         return [
             deal_op("crm.read_won_deal", self.read_deal, self.record_read, states=("planned", "read")),
             deal_op("erp.map_deal_entity", self.map_entity, self.record_mapping, states=("read", "mapped")),
-            deal_op("erp.upsert_customer", self.upsert_erp_customer, self.record_erp_customer),
+            deal_op("erp.upsert_customer", quote_customer.upsert_customer, quote_customer.record_customer),
             deal_op("erp.upsert_deal_project", self.upsert_erp_project, self.record_erp_project),
             deal_op("psa.create_deal_project", quote_psa.create_project, quote_psa.record_project),
             deal_op("psa.create_line_tasks", quote_psa.create_tasks, quote_psa.record_tasks, timeout=multi),
@@ -186,6 +196,7 @@ class QuoteToProject:
             deal_op("revenue.book_deal_contract", self.book_revenue, self.record_revenue),
             deal_op("crm.write_project_ref", self.write_back, self.record_provisioned),
             deal_op(VERIFY, quote_psa.verify_setup, None, timeout=multi),
+            quote_customer.merge_operation(self.core),
         ]
 
     # ---- CRM: read the deal
@@ -254,20 +265,6 @@ class QuoteToProject:
             xrefs.put(txn, "line.deal", line["line_id"], deal)
 
     # ---- ERP: customer and project
-
-    async def upsert_erp_customer(self, ctx: OpContext, deal: str, record: dict) -> dict:
-        account, entity = record["snapshot"]["account"], record["entity"]
-        acc = account["Id"]
-        body = {"companyName": account["Name"], "subsidiary": entity["id"], "currency": account["CurrencyIsoCode"],
-                "country": account["BillingCountry"]}
-        if account.get("TaxRegistration"):
-            body["taxRegistration"] = account["TaxRegistration"]
-        response = await call(ctx, "PUT", f"{ERP}/customers/eid:{acc}", json=body)
-        customer = check("erp", response, ok=(200, 201), doing=f"upserting customer {acc} for deal {deal}").json
-        return {"account": acc, "id": str(customer["id"])}
-
-    def record_erp_customer(self, txn: Transaction, deal: str, result: dict, now_us: int) -> None:
-        xrefs.put(txn, "account.erp_customer", result["account"], result["id"])
 
     async def upsert_erp_project(self, ctx: OpContext, deal: str, record: dict) -> dict:
         acc = record["snapshot"]["account"]["Id"]

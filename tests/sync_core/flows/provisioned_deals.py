@@ -4,7 +4,10 @@
 integration contract (docs/integration-contract.md) for every won deal and
 returns one line per violation (empty: all good). A deal whose client lacks
 the tax registration its country requires must instead sit in the finance
-exception queue with nothing created downstream of the ERP customer.
+exception queue with nothing created downstream of the ERP customer; so
+must a deal of a client the CRM holds twice (the generator's duplicate-name
+twin, a younger account for the business of a live one), as
+``DUPLICATE_ACCOUNT`` (`sync_core.flows.quote_customer`, rule 2).
 """
 
 from __future__ import annotations
@@ -50,11 +53,25 @@ def refused_accounts(world: BusinessWorld) -> set[str]:
             if not a["TaxRegistration"] and rules.get(a["BillingCountry"], {}).get("registrationRequired")}
 
 
+def twin_accounts(world: BusinessWorld) -> set[str]:
+    """CRM accounts the generator made as a second account for a client
+    that is still live in the CRM (not merged): their deals must wait."""
+    live = {a["Id"] for a in world.crm.records("Account") if not a["IsDeleted"]}
+    out = set()
+    for c in world.firm.clients:
+        if c.duplicate_of is not None:
+            twin, original = world.crm.crm_id(c.id), world.crm.crm_id(c.duplicate_of)
+            if twin in live and original in live:
+                out.add(twin)
+    return out
+
+
 def provisioning_violations(world: BusinessWorld) -> list[str]:
     crm, psa, erp, billing, revenue = world.crm, world.psa, world.erp, world.billing, world.revenue
     bad: list[str] = []
     won = [o for o in crm.records("Opportunity") if o["IsWon"]]
     refused = refused_accounts(world)
+    twins = twin_accounts(world)
     dump = world.store.dump()
     exceptions = dump.get("exceptions", {})
     projects = psa.records("projects")
@@ -71,13 +88,15 @@ def provisioning_violations(world: BusinessWorld) -> list[str]:
     for opp in won:
         deal, acc = opp["Id"], opp["AccountId"]
         mine = [p for p in projects if p["external_reference"] == deal]
-        if acc in refused:
+        if acc in refused or acc in twins:
             held = [e for e in exceptions.values() if e.get("aggregate") == f"deal:{deal}"]
-            if not any(e["domain"] == "finance" and e["code"] == "TAX_REGISTRATION_REQUIRED" for e in held):
-                bad.append(f"{deal}: account {acc} lacks its tax registration but no finance exception holds the deal")
+            code = "DUPLICATE_ACCOUNT" if acc in twins else "TAX_REGISTRATION_REQUIRED"
+            if not any(e["domain"] == "finance" and e["code"] == code for e in held):
+                why = "is a second account for a live client" if acc in twins else "lacks its tax registration"
+                bad.append(f"{deal}: account {acc} {why} but no finance exception {code} holds the deal")
             if mine or any(s["contract_ref"] == deal for s in schedules) or deal in erp_projects \
                     or any(c["source_contract_id"] == deal for c in rcs):
-                bad.append(f"{deal}: refused customer, yet something was created downstream")
+                bad.append(f"{deal}: customer held back, yet something was created downstream")
             continue
         if len(mine) != 1:
             bad.append(f"{deal}: {len(mine)} PSA projects reference it, not 1")
@@ -149,6 +168,6 @@ def provisioning_violations(world: BusinessWorld) -> list[str]:
     for key, item in sorted(dump.get("dlq", {}).items()):
         bad.append(f"dead letter {key}: {item.get('op')} {item.get('reason')}")
     for key, item in sorted(exceptions.items()):
-        if item.get("code") != "TAX_REGISTRATION_REQUIRED":
+        if item.get("code") not in ("TAX_REGISTRATION_REQUIRED", "DUPLICATE_ACCOUNT"):
             bad.append(f"exception {key}: {item.get('op')} {item.get('code')} {item.get('message')}")
     return bad

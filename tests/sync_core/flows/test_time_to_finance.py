@@ -256,7 +256,11 @@ def test_a_lossy_network_posts_every_approved_version_once_at_the_contract_rate(
     assert t2f_exceptions(world) == []
 
 
-@pytest.mark.parametrize("seed", [1, 4])
+# Seed 4's firm has four won deals: two for clients without their tax
+# registration and one for the CRM's duplicate account, which now waits for a
+# merge (quote_customer, DUPLICATE_ACCOUNT) -- too little time to prove
+# anything. Seed 5's firm bills enough.
+@pytest.mark.parametrize("seed", [1, 5])
 def test_a_swarm_of_vendor_and_process_faults_leaves_the_books_exact(seed):
     world = make_world(seed, "swarm")
     assert_books(world, world.run(half_month))
