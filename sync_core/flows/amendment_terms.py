@@ -33,24 +33,38 @@ Revenue treatment (ASC 606-10-25-12/13), the rule this core applies:
     re-measured) ``cumulative_catch_up``; otherwise -- or when the change
     also adds a milestone, an obligation of its own, which a catch-up cannot
     add -- ``prospective``.
+
+Billing a recurring fee, effective-dated (`recurring_fee`): a billing
+schedule holds one monthly fee, and the billing run charges every period
+begun and not yet charged at the fee the schedule holds *when it runs*. So
+the schedule must carry the fee of the next period billing will charge --
+the first one not charged yet -- and change when that period comes under
+another version. A period is charged in full (billing does not prorate) at
+the fee of the version in force on its first day (`Contract.in_force_on`):
+a fee signed on 10 February effective 1 March bills February at the old fee
+and March at the new; one effective 10 February, too (February began under
+the old). Periods already charged when a retroactive fee arrives are not
+re-billed here; the flow names them for finance (`mischarged_periods`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+import calendar
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from ..model import round_cents
-from ..model_contracts import ContractLine, ContractVersion
+from ..model_contracts import Contract, ContractLine, ContractVersion
 from .quote_contract import contract_line, revenue_pobs
 
 __all__ = [
     "line_from_snapshot", "next_version", "VersionChange", "change_between", "Treatment",
     "revenue_treatment", "line_pobs", "extension_pob_ref", "schedule_updates",
+    "RecurringFee", "fee_in_force", "recurring_fee", "mischarged_periods",
 ]
 
 RECURRING = ("retainer", "managed_service")
@@ -233,3 +247,86 @@ def schedule_updates(line: ContractLine, milestone_refs: Mapping[str, str] | Non
         terms["milestones"] = [{"ref": milestone_refs[m.name], "description": m.name, "amount": _money(m.amount)}
                                for m in sorted(line.milestones, key=lambda m: (m.due_date, m.name))]
     return terms
+
+
+# -- billing a recurring fee, effective-dated -----------------------------------
+
+MONTHS_PER_INTERVAL = {"month": 1, "quarter": 3, "year": 12}
+
+
+def _add_months(d: date, months: int) -> date:
+    """`d` plus whole months, the day clamped to the month's end -- how the
+    billing family anchors periods on a schedule's start date."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
+def fee_in_force(contract: Contract, line_id: str, on: date) -> tuple[ContractVersion, Decimal]:
+    """The version in force on `on` and the monthly fee it sets for the
+    line. Before the first version's effective date the baseline holds; a
+    line added by a later version bills at that version's terms until a
+    version after it changes them."""
+    try:
+        version = contract.in_force_on(on)
+    except LookupError:
+        version = contract.version(1)
+    if not any(ln.line_id == line_id for ln in version.lines):
+        version = next(v for v in contract.versions if any(ln.line_id == line_id for ln in v.lines))
+    return version, version.line(line_id).rate
+
+
+@attrs.frozen
+class RecurringFee:
+    """What a recurring line's schedule must carry now (module docstring)."""
+
+    version: ContractVersion  # the version whose fee it is
+    fee: Decimal
+    next_period: date | None  # the first period not charged yet (None: all are)
+    look_again_on: date | None  # when a later period comes under another fee
+
+
+def recurring_fee(contract: Contract, line_id: str, *, start: date, end: date | None, interval: str,
+                  charged: frozenset[str] | set[str], today: date) -> RecurringFee:
+    """`charged`: the ISO start dates of the periods billing has charged."""
+    step = MONTHS_PER_INTERVAL[interval]
+
+    def period(i: int) -> date | None:
+        first = _add_months(start, i * step)
+        return None if end is not None and first > end else first
+
+    i = 0
+    while (first := period(i)) is not None and first.isoformat() in charged:
+        i += 1
+    if first is None:
+        return RecurringFee(contract.latest, fee_in_force(contract, line_id, contract.latest.effective_date)[1],
+                            None, None)
+    version, fee = fee_in_force(contract, line_id, first)
+    look: date | None = None
+    for later in contract.versions:
+        if later.effective_date <= first:
+            continue
+        j = i
+        while (p := period(j)) is not None and p < later.effective_date:
+            j += 1
+        if p is not None and fee_in_force(contract, line_id, p)[1] != fee:
+            look = p if look is None else min(look, p)
+    if look is not None and look <= today:
+        # A period under the new fee has begun while an earlier one, under
+        # the old, is still to be charged: the schedule keeps the old fee
+        # until billing has charged it. Look again tomorrow.
+        look = today + timedelta(days=1)
+    return RecurringFee(version, fee, first, look)
+
+
+def mischarged_periods(contract: Contract, line_id: str, charges: dict[str, Decimal]) -> list[dict]:
+    """Periods charged (`charges`: ISO period start -> amount charged) at
+    another fee than the one in force on their first day -- what a
+    retroactive fee change leaves behind, for finance to adjust."""
+    out = []
+    for first, amount in sorted(charges.items()):
+        version, fee = fee_in_force(contract, line_id, date.fromisoformat(first))
+        if amount != fee:
+            out.append({"period": first, "charged": _money(amount), "in_force": _money(fee),
+                        "version": version.version})
+    return out

@@ -22,9 +22,13 @@ the core through the CDC feed. What the core does with version n:
        PSA milestones (``<QuoteLine Id>:<name>``), and a billing schedule
        like the baseline's (``contract_ref`` = Opportunity Id, metadata
        ``line``; looked up, then created under an Idempotency-Key);
-     * per changed line: its billing schedule's terms (rate card, recurring
-       fee, end date) as the contract's latest version sets them, with the
-       date they take effect in the schedule's metadata;
+     * per changed line: its billing schedule's terms (rate card, milestone
+       fees, end date) as the contract's latest version sets them -- but a
+       recurring fee as the version in force for the next period billing
+       will charge (`amendment_terms.recurring_fee`): billing charges a
+       period at the fee the schedule holds when the run comes, so a fee
+       signed today to take effect next month is written when that month
+       begins (table ``amendment_fee_changes``, let through by the poller);
      * the revenue contract: the version number, and the modification with
        the treatment `amendment_terms` chooses (idempotent: the engine keys
        modifications by version and recognises a replay);
@@ -43,11 +47,15 @@ but no ContractVersion event delivered.
 
 Store tables: ``amendment_versions`` (``<deal>\\x00<n:06d>`` -> the CRM's
 version fields, buffered), ``amendment_deals`` (deal -> announced, applied
-and propagated versions, what it waits for).
+and propagated versions, what it waits for), ``amendment_fee_changes``
+(``<deal>\\x00<line>`` -> the day a recurring line's schedule must take
+another fee), ``amendment_fee_notices`` (periods charged at a superseded fee
+that finance was told of, once each).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +66,9 @@ from ..model import Audit
 from ..model_contracts import Contract, ContractLine, VersionOutOfOrder
 from ..replies import check, error_code
 from ..retry import BusinessException, RetryLater
-from .amendment_terms import change_between, next_version, revenue_treatment, schedule_updates
+from .amendment_terms import (
+    RECURRING, change_between, mischarged_periods, next_version, recurring_fee, revenue_treatment, schedule_updates,
+)
 from .milestone_billing import create_once, find_one
 from .milestone_calls import patient_operation
 from .quote_contract import milestone_key, schedule_terms
@@ -73,6 +83,8 @@ __all__ = ["build", "AmendmentFlow", "VERSIONS", "DEALS"]
 
 VERSIONS = "amendment_versions"
 DEALS = "amendment_deals"
+FEE_CHANGES = "amendment_fee_changes"
+FEE_NOTICES = "amendment_fee_notices"
 SEP = "\x00"
 GAP_WAIT_S = 15 * 60  # a missing version is fetched after this long (config "amendment_gap_wait_s")
 _RC_TERMS = ("pob_ref", "pob_name", "rec_method", "ssp_amount", "start_date", "end_date")
@@ -120,7 +132,7 @@ class AmendmentFlow:
                               self.line_milestones_created),
             patient_operation("billing.create_added_line_schedule", self.create_line_schedule,
                               self.line_schedule_created),
-            patient_operation("billing.sync_schedule_terms", self.sync_schedule_terms, self.done("schedule_terms")),
+            patient_operation("billing.sync_schedule_terms", self.sync_schedule_terms, self.schedule_terms_synced),
             patient_operation("revenue.apply_contract_version", self.apply_revenue_version, self.done("revenue")),
             patient_operation("erp.update_project_terms", self.update_erp_project, self.done("erp")),
             patient_operation("crm.read_contract_versions", self.read_contract_versions, self.contract_versions_read),
@@ -295,6 +307,7 @@ class AmendmentFlow:
         moved = False
         now = self.core.now_us()
         with self.core.env.store.transaction() as txn:
+            moved = self._fees_due(txn)
             for deal, state in list(txn.scan(DEALS)):
                 if state["propagated"] >= state["announced"] and state.get("gap") is None:
                     continue
@@ -314,6 +327,27 @@ class AmendmentFlow:
                     self.core.trace("core.amendment.fetching", {"deal": deal, "applied": state["applied"],
                                                                 "announced": state["announced"]}, corr=f"deal:{deal}")
                     moved = True
+        return moved
+
+    def _fees_due(self, txn: Transaction) -> bool:
+        """Recurring fees whose day has come: the schedule is synced again, on
+        the deal's aggregate (behind any version still propagating there, so
+        it never writes an older truth over a newer one)."""
+        today = self.core.env.now().date().isoformat()
+        moved = False
+        for key, item in list(txn.scan(FEE_CHANGES)):
+            if item["on"] > today:
+                continue
+            txn.delete(FEE_CHANGES, key)
+            data = xrefs.contract_json(txn, item["deal"])
+            if data is None:
+                continue
+            corr = f"deal:{item['deal']}"
+            self.core.enqueue(txn, "billing.sync_schedule_terms",
+                              {"deal": item["deal"], "version": len(data["versions"]), "line": item["line"]},
+                              aggregate=corr, corr=corr, cause=f"fee-change:{item['deal']}:{item['line']}:{item['on']}")
+            self.core.trace("core.amendment.fee_due", item, corr=corr)
+            moved = True
         return moved
 
     # ------------------------------------------------------------ reading the store in an operation
@@ -451,13 +485,14 @@ class AmendmentFlow:
         self.done("billing_schedule")(txn, message, result, now_us)
 
     async def sync_schedule_terms(self, ctx: OpContext, p: dict) -> dict:
-        """The schedule's updatable terms as the contract's latest version sets
-        them -- read when the operation runs, so a late or repeated message
-        writes the current truth and never an older one. The schedule holds
-        one set of terms: the latest, with the date they take effect in its
-        metadata; invoices for work before that date are priced by the time
-        flow from the version in force on the work date (`Contract.rate_for`),
-        so they are right whichever terms the schedule shows."""
+        """The schedule's updatable terms as the contract sets them -- read
+        when the operation runs, so a late or repeated message writes the
+        current truth and never an older one. Rate cards, milestone fees and
+        the end date are the latest version's (time is priced by the time
+        flow at the version in force on the work date, `Contract.rate_for`;
+        a milestone is billed when accepted). A recurring fee is the one in
+        force for the next period billing will charge, and the day another
+        fee takes over is kept for the poller (`amendment_terms.recurring_fee`)."""
         contract = self._contract(p["deal"])
         version = contract.latest
         line = version.line(p["line"])
@@ -468,21 +503,79 @@ class AmendmentFlow:
         r = check("billing", await ctx.call("GET", f"/v1/billing_schedules/{sid}"), ok=(200,),
                   doing="reading a schedule to amend")
         schedule = r.json
-        changes = _schedule_changes(schedule, schedule_updates(line, refs))
+        wanted = schedule_updates(line, refs)
+        carried, later, mischarged = version, None, []
+        if line.billing_model in RECURRING and schedule["model"] in ("retainer", "subscription"):
+            interval = (schedule.get("recurring") or {}).get("interval") or "month"
+            charged = frozenset(schedule.get("billed_periods") or ())
+            due = recurring_fee(contract, line.line_id, start=date.fromisoformat(schedule["start_date"]),
+                                end=date.fromisoformat(wanted["end_date"]), interval=interval, charged=charged,
+                                today=ctx.env.now().date())
+            fee = schedule_updates(due.version.line(line.line_id))["recurring"]["amount"]  # rounded as ever
+            wanted["recurring"] = {"amount": fee, "interval": interval}
+            carried, later = due.version, due.look_again_on
+            mischarged = await self._mischarged(ctx, contract, line.line_id, sid, charged)
+        out = {"schedule": sid, "version": carried.version, "line": line.line_id,
+               "look_again_on": later and later.isoformat(), "mischarged": mischarged}
+        changes = _schedule_changes(schedule, wanted)
         if not changes:
-            return {"schedule": sid, "unchanged": True, "version": version.version}
+            return {**out, "unchanged": True}
         # "contract_version": the version whose terms the schedule took last
         # (as quote-to-project names it; no "version" key, which would claim
         # the schedule stands at the deal's latest version for ever after).
-        changes["metadata"] = {**(schedule.get("metadata") or {}), "contract_version": str(version.version),
-                               "terms_effective_from": version.effective_date.isoformat()}
+        changes["metadata"] = {**(schedule.get("metadata") or {}), "contract_version": str(carried.version),
+                               "terms_effective_from": carried.effective_date.isoformat()}
         r = await ctx.call("POST", f"/v1/billing_schedules/{sid}", json=changes)
         if r.status == 400 and error_code("billing", r.json) == "milestone_already_billed":
             raise BusinessException("finance", "MILESTONE_ALREADY_BILLED", f"version {version.version} reprices a "
                                     f"milestone of line {line.line_id} that is already billed ({r.json}); bill the "
                                     "difference as an adjustment, then resolve", {"schedule": sid})
         check("billing", r, ok=(200,), doing="amending a billing schedule")
-        return {"schedule": sid, "version": version.version, "changed": sorted(k for k in changes if k != "metadata")}
+        return {**out, "changed": sorted(k for k in changes if k != "metadata")}
+
+    async def _mischarged(self, ctx: OpContext, contract: Contract, line_id: str, sid: str,
+                          charged: frozenset[str]) -> list[dict]:
+        """Periods already charged at another fee than the one in force on
+        their first day. Only a retroactive change can leave any -- one
+        effective on or before a charged period -- so billing is asked only
+        then."""
+        changed_from = [v.effective_date.isoformat() for v in contract.versions[1:]]
+        if not changed_from or not any(first >= min(changed_from) for first in charged):
+            return []
+        charges: dict[str, Decimal] = {}
+
+        def note(row: dict) -> bool:  # collects every page; never "found"
+            source = row.get("source") or {}
+            if row.get("status") != "void" and source.get("id", "").startswith(f"{sid}:"):
+                first = source["id"].split(":", 1)[1]
+                charges[first] = charges.get(first, Decimal(0)) + Decimal(row["amount"])
+            return False
+
+        await find_one(ctx, "/v1/invoice_items", {"schedule": sid, "source_type": "recurring"}, note,
+                       doing="reading the recurring charges of a schedule")
+        return mischarged_periods(contract, line_id, charges)
+
+    def schedule_terms_synced(self, txn: Transaction, message: dict, result: dict, now_us: int) -> None:
+        p = message["payload"]
+        key = f"{p['deal']}{SEP}{p['line']}"
+        if result.get("look_again_on"):
+            txn.put(FEE_CHANGES, key, {"deal": p["deal"], "line": p["line"], "on": result["look_again_on"]})
+        else:
+            txn.delete(FEE_CHANGES, key)
+        for period in result.get("mischarged") or ():
+            notice = f"{result['schedule']}{SEP}{period['period']}{SEP}{period['in_force']}"
+            if txn.get(FEE_NOTICES, notice) is not None:
+                continue  # finance was told already
+            txn.put(FEE_NOTICES, notice, {"at_us": now_us})
+            # Told, not blocked: the schedule is right from now on; what was
+            # charged before the change arrived is finance's to adjust.
+            self.core.open_exception(txn, "finance", "RECURRING_CHARGED_AT_SUPERSEDED_FEE",
+                                     f"schedule {result['schedule']} (line {p['line']}, deal {p['deal']}) charged the "
+                                     f"period from {period['period']} at {period['charged']}, but version "
+                                     f"{period['version']} sets {period['in_force']} for it; bill the difference as an "
+                                     "adjustment (or credit it), then resolve",
+                                     {"deal": p["deal"], "line": p["line"], "schedule": result["schedule"], **period})
+        self.done("schedule_terms")(txn, message, result, now_us)
 
     # ------------------------------------------------------------ revenue
 

@@ -22,7 +22,9 @@ from harness.invariants import check_world
 from sync_core import xrefs
 from sync_core.codec import from_json, to_json
 from sync_core.core import ReferenceCore
-from sync_core.flows.amendment_terms import change_between, next_version, revenue_treatment
+from sync_core.flows.amendment_terms import (
+    change_between, mischarged_periods, next_version, recurring_fee, revenue_treatment,
+)
 from sync_core.flows.amendments import DEALS, VERSIONS
 from sync_core.flows.quote_contract import contract_of
 from sync_core.model import Audit
@@ -115,6 +117,46 @@ def test_the_revenue_treatment_follows_the_rule():
     assert t.treatment == "prospective" and [p["pob_ref"] for p in t.added_pobs] == ["0Q2:Hypercare exit"]
     estimate = {**TM, "Quantity": "600.00", "TotalPrice": "90000.00"}
     assert revenue_treatment(v1, next_version(v1, _version(2, "scope_change", START, estimate))).treatment == "prospective"
+
+
+def _fee_from(effective: date, fee: str) -> Contract:
+    """The retainer (2500.00 a month from 1 January, six months) with a new
+    monthly fee signed to take effect on `effective`."""
+    base = _baseline(RET)
+    new = next_version(base.latest, _version(2, "rate_change", effective, {**RET, "UnitPrice": fee,
+                                                                            "TotalPrice": str(Decimal(fee) * 6)}))
+    return base.with_version(new)
+
+
+def _due(contract: Contract, charged: set[str], today: date):
+    return recurring_fee(contract, "0Q3", start=START, end=date(2026, 6, 30), interval="month",
+                         charged=frozenset(charged), today=today)
+
+
+def test_a_recurring_fee_is_billed_from_the_first_period_it_is_in_force():
+    contract = _fee_from(date(2026, 3, 1), "2750.00")
+    # Signed on 10 February: February, next to be charged, is at the old fee; look again on 1 March.
+    due = _due(contract, {"2026-01-01"}, date(2026, 2, 10))
+    assert (due.fee, due.version.version, due.next_period, due.look_again_on) == (
+        Decimal("2500.00"), 1, date(2026, 2, 1), date(2026, 3, 1))
+    # 1 March, February charged: the new fee, nothing more to wait for.
+    due = _due(contract, {"2026-01-01", "2026-02-01"}, date(2026, 3, 1))
+    assert (due.fee, due.version.version, due.look_again_on) == (Decimal("2750.00"), 2, None)
+    # 1 March, February not charged yet (a late billing run): still the old fee, until it is.
+    due = _due(contract, {"2026-01-01"}, date(2026, 3, 1))
+    assert (due.fee, due.look_again_on) == (Decimal("2500.00"), date(2026, 3, 2))
+    # Effective mid-period: the period begun under the old fee is charged in full at it.
+    due = _due(_fee_from(date(2026, 2, 10), "2750.00"), {"2026-01-01"}, date(2026, 2, 10))
+    assert (due.fee, due.look_again_on) == (Decimal("2500.00"), date(2026, 3, 1))
+    # Every period charged: the latest terms.
+    assert _due(contract, {f"2026-0{m}-01" for m in range(1, 7)}, date(2026, 7, 1)).fee == Decimal("2750.00")
+
+
+def test_periods_charged_before_a_retroactive_fee_are_named_for_finance():
+    contract = _fee_from(date(2026, 2, 1), "2750.00")
+    charges = {"2026-01-01": Decimal("2500.00"), "2026-02-01": Decimal("2500.00"), "2026-03-01": Decimal("2750.00")}
+    assert mischarged_periods(contract, "0Q3", charges) == [
+        {"period": "2026-02-01", "charged": "2500.00", "in_force": "2750.00", "version": 2}]
 
 
 # ------------------------------------------------------------------ the buffer, against the store alone
@@ -433,3 +475,75 @@ def test_a_repriced_fixed_fee_line_is_re_measured_and_an_added_milestone_billed(
     pob = next(p for p in main["pobs"] if p["pob_ref"] == f"{ff}:Hypercare exit")
     assert pob["satisfied_on"] is not None
     assert _version_invariants(world, outcome, opp) == []
+
+
+# ------------------------------------------------------------------ a recurring fee, effective-dated
+
+
+def _recurring_charges(world, opp: str, line: str) -> dict[str, str]:
+    schedule = schedules_of(world, opp)[line]
+    return {i["service_date"]: i["amount"] for i in world.billing.records("invoice_items")
+            if i["schedule"] == schedule["id"] and (i.get("source") or {}).get("type") == "recurring"}
+
+
+@pytest.mark.parametrize("chaos,seed", [("none", 1), ("default", 2)])
+def test_a_new_monthly_fee_is_billed_from_its_effective_date_not_from_its_signing(chaos, seed):
+    """A retainer from the 1st; mid-month the client signs a higher fee from
+    the 1st of next month. This month's run charges the old fee, next
+    month's the new one -- billing charges at whatever fee the schedule holds
+    when it runs, so the core changes it when the fee takes effect."""
+    world = make_world(seed, chaos)
+    box: dict = {}
+
+    async def script(d):
+        first = d.today.replace(day=1)
+        opp, lines = sell_deal(world, "Repriced retainer", [retainer_line(first, fee="2500.00")])
+        ret = lines["Support retainer"]
+        box.update(opp=opp, ret=ret, first=first)
+        assert await until(d, lambda: provisioned(world, opp)), "the deal was never provisioned"
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        box["next"] = nxt
+        world.crm.amend_contract(opp, kind="other", effective_date=nxt, line_changes={ret: {"UnitPrice": "2750.00"}})
+        await d.settle(days=2)
+        box["fee_before"] = schedules_of(world, opp)[ret]["recurring"]["amount"]
+        d.run_billing()  # this month: still the old fee
+        await d.advance_to(nxt + timedelta(days=1), d.now.time())
+        await d.settle(days=1)
+        d.run_billing()  # next month: the new fee
+        await d.advance(days=1)
+
+    outcome = world.run(script)
+    opp, ret = box["opp"], box["ret"]
+    assert outcome["quiet"] and stuck(world, opp) == []
+    assert box["fee_before"] == "2500.00"
+    charges = _recurring_charges(world, opp, ret)
+    assert charges == {box["first"].isoformat(): "2500.00", box["next"].isoformat(): "2750.00"}
+    schedule = schedules_of(world, opp)[ret]
+    assert schedule["recurring"]["amount"] == "2750.00" and schedule["metadata"]["contract_version"] == "2"
+    assert _version_invariants(world, outcome, opp) == []
+
+
+def test_a_fee_effective_from_a_period_already_charged_is_told_to_finance_once():
+    world = make_world(1, "none")
+    box: dict = {}
+
+    async def script(d):
+        first = d.today.replace(day=1)
+        opp, lines = sell_deal(world, "Backdated retainer", [retainer_line(first, fee="2500.00")])
+        ret = lines["Support retainer"]
+        box.update(opp=opp, ret=ret, first=first)
+        assert await until(d, lambda: provisioned(world, opp)), "the deal was never provisioned"
+        d.run_billing()  # this month charged at 2500.00
+        await d.settle(days=1)
+        world.crm.amend_contract(opp, kind="other", effective_date=first, line_changes={ret: {"UnitPrice": "2600.00"}})
+        await d.settle(days=2)
+
+    outcome = world.run(script)
+    opp, ret = box["opp"], box["ret"]
+    assert outcome["quiet"]
+    notices = [e for e in world.store.dump().get("exceptions", {}).values()
+               if e["code"] == "RECURRING_CHARGED_AT_SUPERSEDED_FEE"]
+    assert [(e["details"]["period"], e["details"]["charged"], e["details"]["in_force"]) for e in notices] == [
+        (box["first"].isoformat(), "2500.00", "2600.00")]
+    assert schedules_of(world, opp)[ret]["recurring"]["amount"] == "2600.00"  # right from the next period on
+    assert _recurring_charges(world, opp, ret) == {box["first"].isoformat(): "2500.00"}  # the invoice stands
