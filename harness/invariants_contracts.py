@@ -11,7 +11,11 @@ the baseline is 1, each signed amendment the next). After the run:
     ``version`` in its metadata, if any, is one whose terms it carries;
   * versions were applied in order: no revenue contract and no billing
     schedule ever went from a later version back to an earlier one (read from
-    the revenue engine's effect log and the billing events' snapshots);
+    the revenue engine's effect log and the billing events' snapshots), and
+    no revenue contract skipped one -- the engine takes every version, each
+    with its own treatment, so a jump from 1 to 3 means version 2's change
+    never reached revenue (a billing schedule takes only the versions that
+    change its line, so it may jump);
   * revenue schedules tie to the cent: allocations sum to the transaction
     price; a ratable obligation is scheduled in full, a point-in-time one in
     full once satisfied and not before, an input-method one never beyond its
@@ -153,6 +157,10 @@ def analyse_version_order(truth: Truth) -> Findings:
         for t, v in seq:
             if v < highest:
                 f.hard.append(truth.say(f"{what} went back from version {highest} to {v} at {t}us", corr_of.get(what)))
+            elif highest and v > highest + 1 and what.startswith("revenue contract"):
+                skipped = ", ".join(str(n) for n in range(highest + 1, v))
+                f.hard.append(truth.say(f"{what} jumped from version {highest} to {v} at {t}us: version(s) {skipped} "
+                                        "never reached it", corr_of.get(what)))
             highest = max(highest, v)
     return f
 

@@ -37,9 +37,19 @@ def _ids(rows: list[dict]) -> str:
 
 
 def _entry_keys(truth: Truth, e: Entry) -> tuple[str, ...]:
+    """What an exception must name to explain a missing posting of `e`: the
+    entry, its PSA project, or the deal's outbox line (``deal:<Opportunity
+    Id>``, where a parked item holds up everything behind it) -- and the
+    deal or its account as such only while the deal has no ERP project to
+    post to (its setup is what waits for a person). Once the project
+    stands, an exception about something else of the account (a duplicate
+    CRM account, another deal's tax registration) explains nothing about
+    this entry."""
     keys = [e.id, e.record["project_id"]]
     if e.deal:
-        keys += [e.deal, truth.opportunities[e.deal]["AccountId"]]
+        keys.append(f"deal:{e.deal}")
+        if not truth.erp_projects_by_eid.get(e.deal):
+            keys += [e.deal, truth.opportunities[e.deal]["AccountId"]]
     return tuple(keys)
 
 
