@@ -21,7 +21,7 @@ Each feed is read the way its family demands:
     last burst -- a team's timesheets, all stamped 17:00 -- on every poll
     until something newer happened.)
   * HRIS: events after the last event id.
-  * Expenses: approved lines since a date, dedupled by line and status.
+  * Expenses: approved lines not yet exported, deduplicated by line.
 
 Handlers are plain functions ``handler(txn, change)``: synchronous, because
 a transaction never awaits.
@@ -157,15 +157,15 @@ class FeedReaders:
     # ------------------------------------------------------------ Expenses (approved since)
 
     async def poll_expenses(self) -> bool:
+        """Approved lines not yet exported: once the ERP has a line, the
+        expense flow marks it EXPORTED and it drops out of the read. (The
+        family's approval dates can be backdated, so a cursor on them could
+        skip a late approval; the export flag is what integrations key on.)"""
         core = self.core
-        with core.env.store.transaction() as txn:
-            since = txn.get("cursors", "expenses")
         found_new = False
         offset = 0
         while True:
-            query = {"offset": str(offset), "limit": "100"}
-            if since:
-                query["approvedSince"] = since
+            query = {"offset": str(offset), "limit": "100", "exportStatus": "NOT_EXPORTED"}
             response = await core.env.clients["expenses"].request("GET", "/api/v3/entries", query=query)
             check("expenses", response, ok=(200,), doing="reading approved lines")
             body = response.json
