@@ -373,10 +373,14 @@ class _FirmDraw:
             self._new_worker(rng, None)
         self._draw_clients()
         rng = self.s.rng("firm.deals")
+        # Every firm bills some time: the first client with nothing awkward
+        # on file has time-and-materials work, whatever the draw, so even a
+        # ten-person firm's month has billable hours to post and invoice.
+        anchor = next((c.id for c in self.clients if not c.flags), None)
         for c in self.clients:
             n = 1 if c.duplicate_of else rng.choices((1, 2, 3), weights=(50, 35, 15))[0]
-            for _ in range(n):
-                self._new_deal(rng, c, None)
+            for i in range(n):
+                self._new_deal(rng, c, None, with_time=c.id == anchor and i == 0)
         self.opening_deals = len(self.deals)
         self._staff_initial(self.s.rng("firm.staffing"))
         months = tuple(self._month(add_months(self.ws, i)) for i in range(self.p.months))
@@ -487,13 +491,15 @@ class _FirmDraw:
 
     # -- deals, lines, projects -------------------------------------------------
 
-    def _new_deal(self, rng, client: Client, month: date | None) -> Deal:
+    def _new_deal(self, rng, client: Client, month: date | None, *, with_time: bool = False) -> Deal:
         models: list[str] = []
         for _ in range(rng.choices((1, 2, 3), weights=(45, 35, 20))[0]):
             m = rng.choices(BILLING_MODELS, weights=MODEL_WEIGHTS)[0]
             while m in models:
                 m = rng.choices(BILLING_MODELS, weights=MODEL_WEIGHTS)[0]
             models.append(m)
+        if with_time and T_AND_M not in models:
+            models[0] = T_AND_M
         if month is None:  # signed before the window, running at least 3 months into it
             back = rng.randint(1, 12)
             start = add_months(self.ws, -back) + timedelta(days=rng.randint(0, 27))

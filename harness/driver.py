@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from simulator import DAY, HOUR, MINUTE, Window
-from simulator.faults import LinkRule
+from simulator.faults import LinkRule, SystemFaults
 
 if TYPE_CHECKING:
     from .world import BusinessWorld
@@ -389,6 +389,15 @@ class Driver:
     def outage(self, system: str, *, hours: float = 1) -> None:
         now = self.sim.now_us
         self.sim.inject(Window("outage", now, now + int(hours * HOUR), target=system))
+
+    def throttle(self, system: str, *, rate_limit: int | None = None, window: str = "1s",
+                 concurrency_limit: int | None = None) -> None:
+        """From now until the world heals, `system` lets the account make
+        `rate_limit` requests per `window` and have `concurrency_limit` in
+        service at once -- answered the way the vendor answers (429 with
+        Retry-After, 403, 400...). Laid over the chaos profile's limits."""
+        self.sim.inject_system(system, SystemFaults(rate_limit=rate_limit, rate_limit_window=window,
+                                                    concurrency_limit=concurrency_limit))
 
     def lose_answers(self, system: str, rate: str) -> None:
         """From now until the world heals, `rate` (e.g. "12%") of the answers

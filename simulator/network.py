@@ -203,6 +203,13 @@ class Network:
         self._refresh_links()
         self._trace.record("chaos.inject", {"link": rule.to_dict()})
 
+    def set_system_faults(self, name: str, faults) -> None:
+        """`name`'s vendor faults from now on (what a callee's slow answers read)."""
+        systems = dict(self._chaos.systems)
+        systems[name] = faults
+        self._chaos = attrs.evolve(self._chaos, systems=tuple(sorted(systems.items())))
+        self._refresh_links()
+
     def heal(self) -> None:
         """End every network fault from now on: windows close, rates drop to
         zero; latency stays. The harness calls this before its liveness

@@ -21,10 +21,12 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
+
 from . import __version__
 from .actors import Actor
 from .calendar import BusinessCalendar
-from .faults import ChaosProfile, Window, builtin_profiles
+from .faults import ChaosProfile, SystemFaults, Window, builtin_profiles
 from .kernel import Kernel, Timer
 from .network import Network
 from .random_streams import RandomStreams
@@ -171,6 +173,24 @@ class Simulation:
         if self.healed:
             raise RuntimeError("the world is healed: faults can no longer be injected")
         self.network.add_link_rule(rule)
+
+    def inject_system(self, name: str, faults: SystemFaults) -> SystemFaults:
+        """Lay vendor faults over `name`'s while the world runs (scenario
+        API): each field of `faults` that is not the default replaces the
+        profile's; they hold until the world heals. Returns what is in force."""
+        if self.healed:
+            raise RuntimeError("the world is healed: faults can no longer be injected")
+        default = SystemFaults()
+        changes = {k: getattr(faults, k) for k in SystemFaults.KEYS if getattr(faults, k) != getattr(default, k)}
+        if "clock_skew" in changes:
+            raise ValueError("clock skew is fixed when the world starts (it shapes the calendar); set it in the profile")
+        merged = attrs.evolve(self.chaos.system(name), **changes)
+        systems = dict(self.chaos.systems)
+        systems[name] = merged
+        self.chaos = attrs.evolve(self.chaos, systems=tuple(sorted(systems.items())))
+        self.network.set_system_faults(name, merged)
+        self.trace.record("chaos.inject", {"system": name, "faults": faults.to_dict()})
+        return merged
 
     def heal(self) -> None:
         """Stop every fault from now on (the harness's liveness phase):

@@ -147,3 +147,25 @@ def test_an_injected_link_rule_loses_answers_after_the_callee_acted_until_the_wo
     assert sim.trace.kind_counts["fault.response_lost"] == 3
     injected = [json.loads(line) for line in sim.trace.lines if '"kind":"chaos.inject"' in line]
     assert [e["data"]["link"]["response_loss"] for e in injected] == ["1"]
+
+
+def test_injected_vendor_faults_lay_over_the_profile_and_end_with_healing():
+    import pytest
+
+    from simulator.faults import SystemFaults
+
+    profile = load_profile("default")
+    sim = Simulation(5, chaos=profile, keep_trace=True)
+    before = sim.chaos.system("erp")
+    merged = sim.inject_system("erp", SystemFaults(rate_limit=4, concurrency_limit=1))
+    assert (merged.rate_limit, merged.concurrency_limit, merged.error_5xx) == (4, 1, before.error_5xx)
+    assert sim.chaos.system("erp") == merged and sim.chaos.system("psa") == profile.system("psa")
+    # a second injection changes only what it names
+    again = sim.inject_system("erp", SystemFaults(rate_limit=9))
+    assert (again.rate_limit, again.concurrency_limit) == (9, 1)
+    with pytest.raises(ValueError, match="clock skew"):
+        sim.inject_system("erp", SystemFaults(clock_skew=5 * SECOND))
+    assert [json.loads(l)["data"]["system"] for l in sim.trace.lines if '"kind":"chaos.inject"' in l] == ["erp", "erp"]
+    sim.heal()
+    with pytest.raises(RuntimeError, match="healed"):
+        sim.inject_system("erp", SystemFaults(rate_limit=1))
