@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--seed", type=_seed, default=0, help="the seed a swarm draw is made for")
     profile.add_argument("--scenario", default="quote-to-cash", help="whose systems a swarm draw covers")
 
+    selftest = sub.add_parser("selftest", help="check the invariants catch every bug of the buggy-core catalogue")
+    selftest.add_argument("--seeds", type=_count, default=None, metavar="N",
+                          help="seeds 0..N-1 per scenario before a bug counts as escaped (default 4)")
+    selftest.add_argument("--bug", action="append", default=[], metavar="NAME",
+                          help="only this catalogue bug (repeatable; default all)")
+    selftest.add_argument("--workers", type=_count, default=0, help="worker processes (default: one per core)")
+    selftest.add_argument("--json", action="store_true")
+
     bench = sub.add_parser("bench", help="benchmarks (never part of the tests)")
     bench.add_argument("which", nargs="?", default="kernel", choices=["kernel"], help="which benchmark (default kernel)")
     bench.add_argument("--round-trips", type=_count, default=50_000)
@@ -238,6 +246,16 @@ def _cmd_chaos(args) -> int:
     return EXIT_VIOLATION if bad else EXIT_OK
 
 
+def _cmd_selftest(args) -> int:
+    from .selftest import DEFAULT_SEEDS, SelftestConfig, format_selftest, progress_printer, resolve_bugs, run_selftest
+
+    resolve_bugs(tuple(args.bug))  # fail fast on a bad name
+    cfg = SelftestConfig(seeds=args.seeds or DEFAULT_SEEDS, bugs=tuple(args.bug), workers=args.workers)
+    result = run_selftest(cfg, progress=None if args.json else progress_printer())
+    print(json.dumps(result, sort_keys=True) if args.json else format_selftest(result))
+    return EXIT_OK if not result["escaped"] else EXIT_VIOLATION
+
+
 def _cmd_scenarios(args) -> int:
     from . import demo_world
     from .scenario_api import builtin_scenarios
@@ -275,7 +293,7 @@ def _cmd_tui(args) -> int:
     return app.return_code or EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "scenarios": _cmd_scenarios, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench, "tui": _cmd_tui}
+COMMANDS = {"run": _cmd_run, "scenarios": _cmd_scenarios, "chaos": _cmd_chaos, "replay": _cmd_replay, "profile": _cmd_profile, "bench": _cmd_bench, "tui": _cmd_tui, "selftest": _cmd_selftest}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,8 @@ def psa_create_retried_without_lookup(env: Environment) -> ReferenceCore:
     two live projects (and tasks, milestones), and people book time on both.
 
     Exposed by: ``lost-response-after-commit`` (one PSA answer in eight lost
-    after the PSA committed the write).
+    after the PSA committed the write; a request the network delivers twice
+    makes the same copy).
     Caught by: "PSA: one project per won deal" (and the scenario's "nothing
     written twice in psa").
     """
