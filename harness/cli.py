@@ -48,6 +48,19 @@ def _count(text: str) -> int:
     return _whole(text, 1, "give a whole number from 1")
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    sizes = []
+    for part in text.split(","):
+        try:
+            n = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give firm sizes as whole numbers, e.g. 500,5000") from None
+        if not 1 <= n <= 50_000:
+            raise argparse.ArgumentTypeError(f"{n} consultants: give a firm size from 1 to 50000")
+        sizes.append(n)
+    return tuple(sizes)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -118,8 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="benchmarks (never part of the tests)")
-    bench.add_argument("which", nargs="?", default="kernel", choices=["kernel"], help="which benchmark (default kernel)")
-    bench.add_argument("--round-trips", type=_count, default=50_000)
+    bench.add_argument("which", nargs="?", default="all", choices=["all", "kernel", "month-end", "sweep"],
+                       help="which benchmark (default all: kernel, month-end, sweep)")
+    bench.add_argument("--round-trips", type=_count, default=50_000, help="kernel round trips per side (default 50000)")
+    bench.add_argument("--consultants", type=_sizes, default=(500, 5_000), metavar="N[,N...]",
+                       help="firm sizes for month-end-close (default 500,5000)")
+    bench.add_argument("--sweep-seeds", type=_count, default=20, metavar="N",
+                       help="quote-to-cash swarm seeds per worker for the sweep (default 20)")
     bench.add_argument("--json", action="store_true")
 
     tui = sub.add_parser("tui", help="watch, steer and replay a world in a terminal UI")
@@ -205,13 +223,14 @@ def _cmd_profile(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import bench_kernel, format_kernel
+    from .bench import bench_all, format_all
 
     try:
-        result = bench_kernel(args.round_trips)
+        result = bench_all(args.which, round_trips=args.round_trips, sizes=args.consultants,
+                           sweep_seeds=args.sweep_seeds)
     except RuntimeError as exc:
         raise InputError(str(exc)) from None
-    print(json.dumps(result, sort_keys=True) if args.json else format_kernel(result))
+    print(json.dumps(result, sort_keys=True) if args.json else format_all(result))
     return EXIT_OK
 
 

@@ -78,6 +78,9 @@ def test_text_report_is_readable():
         (["replay", "nowhere.jsonl"], ["nowhere.jsonl", "no such file"]),
         (["profile", "storm"], ["storm", "not a built-in profile"]),
         (["bench", "--round-trips", "0"], ["--round-trips", "at least 1"]),
+        (["bench", "month-end", "--consultants", "500,lots"], ["--consultants", "whole numbers"]),
+        (["bench", "month-end", "--consultants", "0"], ["--consultants", "from 1 to 50000"]),
+        (["bench", "nothing"], ["invalid choice: 'nothing'"]),
     ],
 )
 def test_bad_arguments_get_one_message_and_exit_2(args, fragments):
