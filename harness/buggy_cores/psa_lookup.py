@@ -43,8 +43,9 @@ def psa_create_retried_without_lookup(env: Environment) -> ReferenceCore:
     Exposed by: ``lost-response-after-commit`` (one PSA answer in eight lost
     after the PSA committed the write; a request the network delivers twice
     makes the same copy).
-    Caught by: "PSA: one project per won deal" (and the scenario's "nothing
-    written twice in psa").
+    Caught by: the scenario's "lost responses: nothing written twice in
+    psa" (and "PSA: one project per won deal" or "every won deal set up in
+    every system", for whichever record was copied).
     """
     core = ReferenceCore(env)
     for name in sorted(core.dispatcher.operations):

@@ -504,7 +504,7 @@ class AmendmentFlow:
                   doing="reading a schedule to amend")
         schedule = r.json
         wanted = schedule_updates(line, refs)
-        carried, later, mischarged = version, None, []
+        carried, later, mischarged = _terms_since(contract, line.line_id), None, []
         if line.billing_model in RECURRING and schedule["model"] in ("retainer", "subscription"):
             interval = (schedule.get("recurring") or {}).get("interval") or "month"
             charged = frozenset(schedule.get("billed_periods") or ())
@@ -686,3 +686,20 @@ def _schedule_changes(schedule: dict, wanted: dict) -> dict:
         if not _same_amount(rec.get("amount"), wanted["recurring"]["amount"]):
             changes["recurring"] = {"amount": wanted["recurring"]["amount"], "interval": rec.get("interval") or "month"}
     return changes
+
+
+def _terms_since(contract: Contract, line_id: str):
+    """The version from which the line has stood as the latest sets it: a
+    run of messages merged into one (an outage, a burst) must still say the
+    rate change of version 2 took effect on version 2's date, not on the
+    date of version 4 that only extended another line."""
+    latest = contract.latest.line(line_id)
+    since = contract.latest
+    for v in reversed(contract.versions[:-1]):
+        try:
+            if v.line(line_id) != latest:
+                break
+        except LookupError:
+            break
+        since = v
+    return since

@@ -81,7 +81,7 @@ from ..inbox import Inbox
 from ..outbox import Outbox
 from ..ports import InboundRequest, InboundResponse, Transaction
 from ..replies import check, error_code
-from ..retry import BusinessException
+from ..retry import BusinessException, RetryLater
 from .lookups import read
 
 if TYPE_CHECKING:
@@ -460,7 +460,18 @@ class FeedbackFlow:
             body["version"] = int(version)
         else:
             path = f"/milestones/{source['id']}"
-        response = await ctx.call("PATCH", path, json=body)
+        # Read, then write on that ETag: the network can deliver an earlier
+        # write of this status again long after (a copy, a late retry), and
+        # the If-Match makes the PSA refuse it instead of turning a paid
+        # entry back to invoiced.
+        current = await read(ctx, "psa", path)
+        if source["type"] == "time_entry" and current.json.get("version") != body["version"]:
+            return {"source": key, "written": want, "superseded": True}
+        if [current.json.get("billing_status"), current.json.get("invoice_reference")] == list(want):
+            return {"source": key, "written": want}
+        response = await ctx.call("PATCH", path, json=body, headers={"if-match": current.headers.get("etag", "*")})
+        if response.status == 412:
+            raise RetryLater(f"{source['type']} {source['id']} changed while its billing status was written; read it again")
         if response.status == 409 and error_code("psa", response.json) == "stale_version":
             # Recalled or corrected since it was invoiced: the billed version
             # is history, the new one is rightly unbilled.

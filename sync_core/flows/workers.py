@@ -23,8 +23,13 @@ as it is now*. Two operations do it:
     - it finds the resource: the cross-reference first, else a look-up by
       ``external_reference``; PSA creates are not idempotent, so it is
       created only when the look-up -- made on every attempt, after a
-      timeout too -- finds none. Two found is a duplicate a person must
-      merge (an IT exception); the oldest is used meanwhile;
+      timeout too -- finds none. Two found may be the network's doing: a
+      create delivered twice makes two. A copy with the very fields the
+      core sends and nothing staffed on it is retired (its reference
+      becomes ``dup-of:<kept id>``, as the project flow does); any other
+      twin is a duplicate a person must merge (an IT exception), the
+      cross-referenced one (else the oldest) used meanwhile. After a create
+      the sync runs once more a while later, for a copy that lands late;
     - it makes the resource's cost rate on every date it or the HRIS names
       equal to the HRIS rate in force that date (``PUT
       .../cost_rates/<date>`` is an upsert; the same rate again changes
@@ -69,6 +74,8 @@ __all__ = ["build", "WorkersFlow", "HR_EVENTS", "worker", "worker_of_resource", 
 HR_EVENTS = ("worker.hired", "worker.cost_rate_changed", "worker.transferred", "worker.terminated")
 READ_OP = "hris.read_worker"
 SYNC_OP = "psa.sync_worker"
+COPIES_OP = "psa.check_worker_copies"
+COPIES_DELAY_US = 10 * 60 * 1_000_000  # a network copy lands within seconds; look well after
 PAGE = 200
 
 
@@ -156,6 +163,7 @@ class WorkersFlow:
         return [
             Operation(READ_OP, self.read_worker, self.worker_read, timeout=60.0),
             Operation(SYNC_OP, self.sync_worker, self.worker_synced, timeout=120.0),
+            Operation(COPIES_OP, self.check_copies, self.copies_checked, timeout=60.0),
         ]
 
     def pollers(self) -> list:
@@ -293,10 +301,11 @@ class WorkersFlow:
             snapshot = txn.get("hris_workers", employee_id)
             known = xrefs.get(txn, "employee.psa_resource", employee_id)
         view, history = snapshot["view"], snapshot["history"]
-        resource, duplicates = await self._find_resource(ctx, employee_id, known)
+        resource, twins = await self._find_resource(ctx, employee_id, known)
         created = resource is None
         if created:
             resource = await self._create_resource(ctx, view, history)
+        duplicates = [t["id"] for t in twins if not await self._retire_copy(ctx, resource, t)]
         changed_rates = await self._align_rates(ctx, resource, history)
         ended, late = [], []
         if view.get("terminationDate"):
@@ -308,15 +317,37 @@ class WorkersFlow:
                 "rates_set": changed_rates, "assignments_ended": ended, "terminated_on": resource.get("terminated_on")}
 
     async def _find_resource(self, ctx: OpContext, employee_id: str, known: str | None) -> tuple[dict | None, list]:
-        if known is not None:
-            response = await read(ctx, "psa", f"/resources/{known}", ok=(200, 404))
-            if response.status == 200:
-                return response.json, []
+        """The resource to use and its twins (every other resource carrying
+        the employee's reference), looked up on every sync: the network can
+        make a copy at any time a create is in flight."""
         response = await read(ctx, "psa", "/resources", {"external_reference": employee_id, "per_page": str(PAGE)})
         rows = sorted(response.json["results"], key=lambda r: int(r["id"]))
+        mine = [r for r in rows if r["id"] == known]
+        if known is not None and not mine:
+            # Its reference was changed by hand: the cross-reference still names it.
+            response = await read(ctx, "psa", f"/resources/{known}", ok=(200, 404))
+            if response.status == 200:
+                return response.json, rows
         if not rows:
             return None, []
-        return rows[0], [r["id"] for r in rows[1:]]
+        keep = mine[0] if mine else rows[0]
+        return keep, [r for r in rows if r["id"] != keep["id"]]
+
+    async def _retire_copy(self, ctx: OpContext, kept: dict, twin: dict) -> bool:
+        """Retire `twin` if it is a copy of the core's own create: the same
+        fields the core sends and no assignment on it. False if a person
+        must look at it."""
+        if any(twin.get(f) != kept.get(f) for f in ("first_name", "last_name", "role_id", "home_entity_code")):
+            return False
+        staffed = await read(ctx, "psa", "/assignments", {"resource_id": twin["id"], "per_page": "1"})
+        if staffed.json["results"]:
+            return False
+        response = await ctx.call("PATCH", f"/resources/{twin['id']}", json={"external_reference": f"dup-of:{kept['id']}"})
+        check("psa", response, ok=(200,), doing=f"retiring resource {twin['id']}, a copy of {kept['id']}")
+        ctx.env.tracer.event("core.psa.duplicate_renamed", {"path": "/resources", "id": twin["id"], "kept": kept["id"],
+                                                             "reference": twin["external_reference"]},
+                             corr=ctx.corr, cause=ctx.message["id"])
+        return True
 
     async def _create_resource(self, ctx: OpContext, view: dict, history: list[dict]) -> dict:
         role_id = None
@@ -394,17 +425,40 @@ class WorkersFlow:
             ended.append(row["id"])
         return ended, late
 
-    def worker_synced(self, txn: Transaction, message: dict, result: dict, now_us: int) -> None:
-        employee_id, resource_id = result["employee_id"], result["resource_id"]
-        state = self._done(txn, SYNC_OP, employee_id, message)
-        fresh = [d for d in result["duplicates"] if d not in state["reported"]]
+    async def check_copies(self, ctx: OpContext, payload: dict) -> dict:
+        """The late look after a create: retire the copies the network made
+        of it. Its own aggregate, so it holds up no sync meanwhile; it never
+        creates, so it cannot race one."""
+        employee_id = payload["employee_id"]
+        with ctx.env.store.transaction() as txn:
+            known = xrefs.get(txn, "employee.psa_resource", employee_id)
+        resource, twins = await self._find_resource(ctx, employee_id, known)
+        duplicates = [] if resource is None else [
+            t["id"] for t in twins if not await self._retire_copy(ctx, resource, t)]
+        return {"employee_id": employee_id, "resource_id": resource and resource["id"], "duplicates": duplicates}
+
+    def copies_checked(self, txn: Transaction, message: dict, result: dict, now_us: int) -> None:
+        self._report_duplicates(txn, result["employee_id"], result["resource_id"], result["duplicates"])
+
+    def _report_duplicates(self, txn: Transaction, employee_id: str, resource_id: str, duplicates: list) -> dict:
+        state = txn.get("worker_sync", employee_id) or {"queued": {}, "reported": []}
+        fresh = [d for d in duplicates if d not in state["reported"]]
         if fresh:
             self.core.open_exception(
                 txn, "it", "DUPLICATE_RESOURCE",
                 f"PSA resources {', '.join([resource_id, *fresh])} all carry external_reference {employee_id}; "
                 f"merge them into {resource_id}", {"employee_id": employee_id, "kept": resource_id, "duplicates": fresh})
             state["reported"] = sorted([*state["reported"], *fresh])
-        txn.put("worker_sync", employee_id, state)
+            txn.put("worker_sync", employee_id, state)
+        return state
+
+    def worker_synced(self, txn: Transaction, message: dict, result: dict, now_us: int) -> None:
+        employee_id, resource_id = result["employee_id"], result["resource_id"]
+        txn.put("worker_sync", employee_id, self._done(txn, SYNC_OP, employee_id, message))
+        state = self._report_duplicates(txn, employee_id, resource_id, result["duplicates"])
+        if result["created"]:
+            self.core.enqueue(txn, COPIES_OP, {"employee_id": employee_id}, aggregate=f"worker:{employee_id}:copies",
+                              corr=f"worker:{employee_id}", cause=message["id"], delay_us=COPIES_DELAY_US)
         view = result["view"]
         for late in result.get("assignments_after_leaving", []):
             key = f"late:{late['assignment']}"

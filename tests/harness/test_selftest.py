@@ -260,7 +260,8 @@ SCENARIO_BUGS = {
     "core-crash-restart": ("outbox_in_memory", 1, "core crashes: no work was lost across the crashes"),
     "hr-onboarding-cost-rates": ("retro_cost_rate_not_recosted", 1, "HR: the ERP's cost of each hour of a changed "
                                  "worker is at the HRIS rate in force on the work date"),
-    "lost-response-after-commit": ("psa_create_retried_without_lookup", 0, "PSA: one project per won deal"),
+    "lost-response-after-commit": ("psa_create_retried_without_lookup", 1,
+                                   "lost responses: nothing written twice in psa"),
 }
 
 

@@ -142,6 +142,12 @@ def test_a_milestone_is_held_until_accepted_then_billed_and_recognised_once(chao
     seen = watch(world, "core.milestone.")
     box: dict = {}
     outcome = world.run(_milestone_story(world, box))
+    assert_milestone_story(world, outcome, box, seen)
+
+
+def assert_milestone_story(world, outcome: dict, box: dict, seen: list[dict]) -> None:
+    """What `_milestone_story` must leave in the vendors (`seen`: the
+    ``core.milestone.*`` events, from `watch`)."""
     assert outcome["quiet"]
     assert stuck(world, box["opp"]) == []
     # before the sign-off: the item exists, held, and the billing run passed it by
