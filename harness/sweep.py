@@ -194,11 +194,18 @@ def _brief(report: dict) -> dict:
     }
 
 
+def _file_stem(scenario: str) -> str:
+    """A scenario given as a path names its files by the file's stem: the
+    path itself would put them beside the scenario, outside the trace
+    directory."""
+    return Path(scenario).stem if scenario.endswith(".py") else scenario
+
+
 def _explain_failure(cfg: SweepConfig, report: dict, core_label: str, over_budget) -> dict:
     """Write the failing seed's trace, shrink its faults, say how to reproduce."""
     seed = report["seed"]
     cfg.trace_dir.mkdir(parents=True, exist_ok=True)
-    trace = cfg.trace_dir / f"{cfg.scenario}-{seed}.jsonl"
+    trace = cfg.trace_dir / f"{_file_stem(cfg.scenario)}-{seed}.jsonl"
     run_world(cfg.scenario, seed, cfg.chaos, str(trace), core=cfg.core)
     failed = [i for i in report["invariants"] if not i["ok"]]
     target = failed[0]["name"]
@@ -216,7 +223,7 @@ def _explain_failure(cfg: SweepConfig, report: dict, core_label: str, over_budge
             return any(i["name"] == target and not i["ok"] for i in r["invariants"])
 
         small, removed, runs = shrink_profile(original, still_fails)
-        path = cfg.trace_dir / f"{cfg.scenario}-{seed}.shrunk.json"
+        path = cfg.trace_dir / f"{_file_stem(cfg.scenario)}-{seed}.shrunk.json"
         path.write_text(small.to_json())
         item.update(
             shrunk_profile=str(path),

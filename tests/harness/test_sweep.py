@@ -61,7 +61,7 @@ def test_a_failing_sweep_writes_traces_shrinks_and_reports_in_junit(tmp_path):
     assert result["failed"], "the keyless ledger should duplicate transfers under harsh chaos"
     failure = result["failed"][0]
     assert failure["invariants"][0]["name"] == "exactly-once-transfers"
-    assert Path(failure["trace"]).is_file()
+    assert (tmp_path / failure["trace"]).is_file()  # relative to the sweep's directory
     assert failure["shrunk_size"] <= failure["original_size"]
     # The shrunk profile alone still reproduces the same failure.
     words = failure["reproduce_shrunk"].split()
