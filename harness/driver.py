@@ -405,6 +405,13 @@ class Driver:
         acted on the request. Laid over whatever the chaos profile says."""
         self.sim.inject_link(LinkRule(src="core", dst=system, response_loss=rate))
 
+    def lose_next_answer(self, system: str, *, methods: tuple[str, ...] = ("POST", "PUT", "PATCH")) -> None:
+        """The next answer `system` sends the core to a request of one of
+        `methods` (by default: a write) that it carried out is lost on the
+        way back -- once, whatever the rates. For a story that needs the
+        fault to happen, rather than hope a rate draws it."""
+        self.sim.inject_lost_answer(system, "core", methods)
+
     def crash_core(self, *, restart_after_minutes: float = 1) -> None:
         now = self.sim.now_us
         self.sim.inject(Window("crash", now, now + int(restart_after_minutes * MINUTE), target="core"))

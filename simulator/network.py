@@ -178,6 +178,9 @@ class Network:
         self.in_flight = 0
         self._timeouts: dict[int, deque] = {}
         self._timeout_armed: set[int] = set()
+        # Answers to lose once each, in the order they were asked for:
+        # (callee, caller, methods). See `lose_next_answer`.
+        self._lose_next: list[tuple[str, str, tuple[str, ...]]] = []
 
     # ------------------------------------------------------------ set-up
 
@@ -203,6 +206,26 @@ class Network:
         self._refresh_links()
         self._trace.record("chaos.inject", {"link": rule.to_dict()})
 
+    def lose_next_answer(self, callee: str, caller: str, methods: tuple[str, ...]) -> None:
+        """Lose, once, the next successful (2xx) answer `callee` gives
+        `caller` to a request of one of `methods` -- after the callee acted
+        on it. A rate only makes a lost answer likely; a script whose story
+        needs one asks for it so (until the world heals). No random draw
+        decides it, so every other fault's stream stays where it was."""
+        self._lose_next.append((callee, caller, tuple(methods)))
+        self._trace.record("chaos.inject", {"lose_next_answer": {"src": callee, "dst": caller,
+                                                                 "methods": list(methods)}})
+
+    def _take_lost_answer(self, ex: _Exchange, status: int) -> bool:
+        """Whether an asked-for loss takes this answer (and is used up)."""
+        if status >= 300:
+            return False  # the callee did not act: losing this answer is not the fault asked for
+        for i, (callee, caller, methods) in enumerate(self._lose_next):
+            if callee == ex.dst and caller == ex.src and ex.method in methods:
+                del self._lose_next[i]
+                return True
+        return False
+
     def set_system_faults(self, name: str, faults) -> None:
         """`name`'s vendor faults from now on (what a callee's slow answers read)."""
         systems = dict(self._chaos.systems)
@@ -215,6 +238,7 @@ class Network:
         zero; latency stays. The harness calls this before its liveness
         phase."""
         self._windows = []
+        self._lose_next = []
         self._chaos = ChaosProfile(
             self._chaos.name,
             links=tuple(
@@ -391,6 +415,16 @@ class Network:
             trace.record(
                 "fault.response_lost",
                 dict(self._note(ex), status=response.status),
+                src=ex.dst,
+                dst=ex.src,
+                corr=ex.corr,
+                cause=ex.cause,
+            )
+            return
+        if self._lose_next and self._take_lost_answer(ex, response.status):
+            trace.record(
+                "fault.response_lost",
+                dict(self._note(ex), status=response.status, injected=True),
                 src=ex.dst,
                 dst=ex.src,
                 corr=ex.corr,

@@ -174,6 +174,14 @@ class Simulation:
             raise RuntimeError("the world is healed: faults can no longer be injected")
         self.network.add_link_rule(rule)
 
+    def inject_lost_answer(self, callee: str, caller: str, methods: tuple[str, ...]) -> None:
+        """Lose, once, the next successful answer `callee` gives `caller` to
+        a request of one of `methods` (scenario API): a fault the script
+        makes sure of rather than leaves to a rate. Void once the world heals."""
+        if self.healed:
+            raise RuntimeError("the world is healed: faults can no longer be injected")
+        self.network.lose_next_answer(callee, caller, methods)
+
     def inject_system(self, name: str, faults: SystemFaults) -> SystemFaults:
         """Lay vendor faults over `name`'s while the world runs (scenario
         API): each field of `faults` that is not the default replaces the

@@ -9,6 +9,15 @@ operation again from its first call, and a vendor with a one-second rate
 window and an operation of several calls can otherwise use up all its
 attempts without ever getting through (a swarm seed did exactly that).
 
+For the same reason a read whose answer was lost is asked again on the
+spot (as `quote_deal.call` does for the deal flow's own safe requests):
+an operation that reads the CRM twice and starts over whenever an answer
+goes missing gets through at 60% response loss one attempt in six, and
+spends its retry budget in a couple of hours; asked again in place, each read gets
+there (a swarm seed dead-lettered a deal's ERP customer step exactly so --
+its look at the opportunity and at the country's accounts -- and with it
+the whole deal: nothing was set up after the world healed).
+
 `read` carries the operation's correlation and causation ids, like
 `OpContext.call`, to whichever vendor it asks.
 """
@@ -28,6 +37,8 @@ __all__ = ["read"]
 
 SHORT_WAIT_S = 5.0  # a Retry-After up to this is waited out in place
 WAITS = 3  # at most this many times per read
+LOST = 3  # a read whose answer was lost is asked again up to this many times,
+MARGIN_S = 35.0  # but never so late that the read could outrun the operation's deadline
 
 
 def _retry_after(response: HttpResponse) -> float | None:
@@ -54,6 +65,21 @@ async def read(ctx: OpContext, system: str, path: str, query: dict | None = None
 
 
 async def _get(ctx: OpContext, system: str, path: str, query: dict | None) -> Any:
+    """One answer to GET `path`, asking again when an answer is lost
+    (a GET is safe to repeat) while the operation's deadline allows."""
+    lost = 0
+    while True:
+        try:
+            return await _get_once(ctx, system, path, query)
+        except RetryLater:
+            lost += 1
+            if lost > LOST or trio.current_time() + MARGIN_S > trio.current_effective_deadline():
+                raise
+            ctx.env.tracer.event("core.call.repeated", {"method": "GET", "path": path, "system": system},
+                                 corr=ctx.corr, cause=ctx.message["id"])
+
+
+async def _get_once(ctx: OpContext, system: str, path: str, query: dict | None) -> Any:
     if system == ctx.system:
         return await ctx.call("GET", path, query=query)
     headers = {"x-causation-id": ctx.message["id"]}

@@ -223,3 +223,15 @@ def test_month_end_close_runs_at_the_size_asked_for():
 def test_the_guides_example_runs_against_the_reference_core():
     out = syncbed("run", "docs/examples/my_scenario.py", "--seed", "1")
     assert out.returncode in (0, 1), out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [4, 41, 26])
+def test_lost_response_after_commit_tells_its_story_on_swarm_seeds_whose_rates_alone_did_not(seed):
+    # Seeds 4 and 41: the rates drew no lost answer to a CRM (4) or billing
+    # (41) write -- the script's one loss per vendor makes sure of it. Seed
+    # 26: the deal's ERP customer step read the CRM at 60% loss and was
+    # dead-lettered, so nothing was set up -- its reads are asked again now.
+    report = run_world("lost-response-after-commit", seed, "swarm")
+    failed = [(i["name"], i["violations"]) for i in report["invariants"] if not i["ok"]]
+    assert failed == []

@@ -149,6 +149,60 @@ def test_an_injected_link_rule_loses_answers_after_the_callee_acted_until_the_wo
     assert [e["data"]["link"]["response_loss"] for e in injected] == ["1"]
 
 
+def test_an_injected_lost_answer_takes_the_next_successful_write_once_and_ends_with_healing():
+    class Ledger(Actor):
+        def init_durable(self):
+            return {"n": 0}
+
+        def handle(self, request):
+            if request.path == "/refuse":
+                return Response(409, {"error": "closed"})
+            if request.method == "POST":
+                self.durable["n"] += 1
+            return Response(200, {"n": self.durable["n"]})
+
+    sim = Simulation(4, keep_trace=True)
+    ledger = sim.add(Ledger("ledger"))
+
+    async def ask(method, path="/n"):
+        try:
+            await sim.network.request("client", "ledger", Request(method, path), timeout_us=10 * SECOND)
+            return "answered"
+        except NetworkError:
+            return "lost"
+
+    async def main():
+        sim.start_all()
+        sim.inject_lost_answer("ledger", "client", ("POST",))
+        sim.inject_lost_answer("ledger", "client", ("POST",))
+        # A read, and a write the ledger refused, are not what was asked
+        # for: the first two committed writes lose their answers, once each.
+        first = [await ask("GET"), await ask("POST", "/refuse"), await ask("POST"), await ask("POST"),
+                 await ask("POST")]
+        sim.inject_lost_answer("ledger", "client", ("POST",))
+        sim.heal()
+        return first, await ask("POST")
+
+    first, after_heal = sim.run(main)
+    assert first == ["answered", "answered", "lost", "lost", "answered"]
+    assert after_heal == "answered"  # healing voids a loss not yet taken
+    assert ledger.durable["n"] == 4  # the lost answers' writes were done all the same
+    lost = [json.loads(line) for line in sim.trace.lines if '"kind":"fault.response_lost"' in line]
+    assert [(e["src"], e["dst"], e["data"]["status"], e["data"]["injected"]) for e in lost] == \
+        [("ledger", "client", 200, True)] * 2
+    injected = [json.loads(line) for line in sim.trace.lines if '"kind":"chaos.inject"' in line]
+    assert [e["data"]["lose_next_answer"]["methods"] for e in injected] == [["POST"]] * 3
+
+
+def test_a_lost_answer_cannot_be_injected_once_the_world_is_healed():
+    import pytest
+
+    sim = Simulation(4)
+    sim.heal()
+    with pytest.raises(RuntimeError, match="healed"):
+        sim.inject_lost_answer("ledger", "client", ("POST",))
+
+
 def test_injected_vendor_faults_lay_over_the_profile_and_end_with_healing():
     import pytest
 
