@@ -12,7 +12,15 @@ crash the operation knows a previous attempt may have reached the vendor
 (``ctx.attempt > 1``) and must check before repeating a non-idempotent
 call. Retries are budgeted by *charged* attempts: every failed attempt but
 the probes of an open breaker, which only find out whether the vendor is
-back. While a vendor is down its messages wait; they do not burn out.
+back, and throttles (a 429 and its kin), where the vendor is up and has
+told us when to come back. While a vendor is down or busy its messages
+wait; they do not burn out. A throttle with Retry-After also holds back
+every other message to that vendor until then: the limit is the account's,
+so they would only be refused in turn and spend the allowance.
+
+The breakers are kept in the store: a core restarted in the middle of an
+outage still knows the vendor is down and probes it, rather than charging
+every waiting message again as if the vendor were fine.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from .outbox import Outbox, system_of
 from .ports import Environment, HttpResponse, Transaction, TransportError
 from .retry import BusinessException, RetryLater, RetryPolicy
 
-__all__ = ["Operation", "OpContext", "Dispatcher", "CircuitBreaker", "now_us"]
+__all__ = ["Operation", "OpContext", "Dispatcher", "CircuitBreaker", "now_us", "BREAKERS"]
+
+BREAKERS = "breakers"  # store table: system -> CircuitBreaker.durable()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -115,6 +125,16 @@ class CircuitBreaker:
         self.probing = False
         return was_open
 
+    def durable(self) -> dict:
+        # Not `probing`: a probe in flight dies with the process, and the
+        # next life sends its own.
+        return {"failures": self.failures, "open_until": self.open_until, "current_cooldown": self.current_cooldown}
+
+    @classmethod
+    def restore(cls, state: dict | None) -> CircuitBreaker:
+        return cls() if state is None else cls(failures=state["failures"], open_until=state["open_until"],
+                                               current_cooldown=state["current_cooldown"])
+
     def on_failure(self, now: int) -> bool:
         """Returns True when this failure opened the breaker."""
         self.failures += 1
@@ -145,7 +165,11 @@ class Dispatcher:
         self.systems = sorted({op.system for op in operations})
         self.limits = {s: (limits or {}).get(s, default_limit) for s in self.systems}
         self.policy = policy
-        self.breakers = {s: CircuitBreaker() for s in self.systems}
+        with env.store.transaction() as txn:
+            self.breakers = {s: CircuitBreaker.restore(txn.get(BREAKERS, s)) for s in self.systems}
+        # Until when a vendor's Retry-After holds back all its messages (a few
+        # seconds at a time: not worth keeping across a restart).
+        self._held_until = {s: 0 for s in self.systems}
         self._in_flight = {s: 0 for s in self.systems}
         self._running: set[str] = set()
         self._wake = trio.Event()
@@ -182,6 +206,10 @@ class Dispatcher:
             for system in self.systems:
                 free = self.limits[system] - self._in_flight[system]
                 if free <= 0:
+                    continue
+                if self._held_until[system] > now:
+                    held = self._held_until[system]
+                    next_due = held if next_due is None else min(next_due, held)
                     continue
                 breaker = self.breakers[system]
                 allowed_at = breaker.allowed_at(now)
@@ -241,6 +269,8 @@ class Dispatcher:
         kind, value = outcome
         now = now_us(env)
         breaker = self.breakers[op.system]
+        breaker_was = breaker.durable()
+        opened = closed = False
         corr = message.get("corr")
         data = {"msg": message["id"], "op": op.name, "aggregate": message["aggregate"], "attempt": message["attempts"]}
         with env.store.transaction() as txn:
@@ -248,6 +278,21 @@ class Dispatcher:
                 Outbox.complete(txn, message, now)
                 if op.on_success is not None:
                     op.on_success(txn, message, value, now)
+                closed = breaker.on_success()
+            elif kind == "retry" and value.throttled:
+                # Back-pressure, not failure: nothing was done, so nothing is
+                # charged -- a month-end burst against a limit shared with
+                # the pollers and every other flow would otherwise burn out
+                # whichever message keeps losing the race for the window.
+                # The vendor answered, so it is up: that also settles a
+                # half-open breaker's probe.
+                delay = self.policy.delay(message["attempts"], env.random, value.after)
+                Outbox.reschedule(txn, message, now + int(delay * 1_000_000), value.reason)
+                if value.after is not None:
+                    held = now + int(value.after * 1_000_000)
+                    self._held_until[op.system] = max(self._held_until[op.system], held)
+                data.update(reason=value.reason, retry_in_ms=int(delay * 1000), throttled=True)
+                closed = breaker.on_success()
             elif kind == "retry":
                 # A failed probe of an open breaker says the vendor is still
                 # down, not that this message is hopeless: it is not charged,
@@ -261,26 +306,25 @@ class Dispatcher:
                     delay = self.policy.delay(message["attempts"], env.random, value.after)
                     Outbox.reschedule(txn, message, now + int(delay * 1_000_000), value.reason)
                     data.update(reason=value.reason, retry_in_ms=int(delay * 1000), ambiguous=value.ambiguous)
+                opened = breaker.on_failure(now) and kind == "retry"
             elif kind == "exception":
                 Outbox.to_exception_queue(txn, message, value.domain, value.code, value.message, value.details, now)
                 data.update(domain=value.domain, code=value.code, reason=value.message)
+                # The vendor answered (and refused): it is up, so a half-open
+                # breaker must not wait for a probe result that will never come.
+                breaker.on_success()
             else:
                 Outbox.dead_letter(txn, message, value, now)
                 data.update(reason=value)
-        if kind == "done":
-            if breaker.on_success():
-                tracer.event("core.breaker.closed", {"system": op.system}, corr=corr)
-            tracer.event("core.op.done", data, corr=corr, cause=message["id"])
-        elif kind == "retry":
-            if breaker.on_failure(now):
-                tracer.event("core.breaker.opened", {"system": op.system, "until_us": breaker.open_until}, corr=corr)
-            tracer.event("core.op.retry", data, corr=corr, cause=message["id"])
-        elif kind == "exception":
-            # The vendor answered (and refused): it is up, so a half-open
-            # breaker must not wait for a probe result that will never come.
-            breaker.on_success()
-            tracer.event("core.exception.opened", data, corr=corr, cause=message["id"])
-        else:
-            breaker.on_failure(now)
+                breaker.on_failure(now)
+            if breaker.durable() != breaker_was:
+                txn.put(BREAKERS, op.system, breaker.durable())
+        if closed:
+            tracer.event("core.breaker.closed", {"system": op.system}, corr=corr)
+        if opened:
+            tracer.event("core.breaker.opened", {"system": op.system, "until_us": breaker.open_until}, corr=corr)
+        if kind == "dead":
             data.setdefault("reason", str(value) if not isinstance(value, RetryLater) else value.reason)
-            tracer.event("core.op.dead", data, corr=corr, cause=message["id"])
+        event = {"done": "core.op.done", "retry": "core.op.retry", "exception": "core.exception.opened",
+                 "dead": "core.op.dead"}[kind]
+        tracer.event(event, data, corr=corr, cause=message["id"])

@@ -17,7 +17,7 @@ from typing import Any
 from .ports import HttpResponse
 from .retry import BusinessException, RetryLater
 
-__all__ = ["check", "error_code", "error_message"]
+__all__ = ["check", "error_code", "error_message", "throttled"]
 
 # Codes that mean "the same request may succeed later".
 TRANSIENT = {
@@ -29,6 +29,18 @@ TRANSIENT = {
     "revenue": {"RATE_LIMIT_EXCEEDED", "RC_LOCKED"},
     "hris": {"TOO_MANY_REQUESTS"},
     "expenses": {"RATE_LIMIT_REACHED", "REPORT_LOCKED"},
+}
+
+# Transient answers that say "over the limit" (requests per window, or in
+# flight at once), besides any 429: back-pressure, not failure (retry.py).
+THROTTLES = {
+    "crm": {"REQUEST_LIMIT_EXCEEDED"},
+    "erp": {"ACCT_CONCURRENCY_LIMIT_EXCEEDED", "ACCT_REQUEST_RATE_EXCEEDED"},
+    "psa": {"too_many_requests", "too_many_concurrent_requests"},
+    "billing": {"rate_limit"},
+    "revenue": {"RATE_LIMIT_EXCEEDED"},
+    "hris": {"TOO_MANY_REQUESTS", "SERVER_BUSY"},  # its cap on requests in flight is a 503
+    "expenses": {"RATE_LIMIT_REACHED"},
 }
 
 # Permanent refusals that belong to finance (the books) or the PMO (delivery
@@ -88,6 +100,11 @@ def _wait(response: HttpResponse) -> float | None:
     return None
 
 
+def throttled(system: str, response: HttpResponse) -> bool:
+    """The vendor refused `response`'s request for a limit and did nothing."""
+    return response.status == 429 or error_code(system, response.json) in THROTTLES.get(system, ())
+
+
 def check(system: str, response: HttpResponse, *, ok: tuple[int, ...] = (200, 201, 204), doing: str = "") -> HttpResponse:
     """`response` if its status is in `ok`; otherwise raise what the
     dispatcher should do about it."""
@@ -98,6 +115,6 @@ def check(system: str, response: HttpResponse, *, ok: tuple[int, ...] = (200, 20
     message = error_message(system, response.json)
     what = f"{system} {doing}: {status} {code or ''} {message}".strip()
     if status == 429 or status >= 500 or code in TRANSIENT.get(system, ()):
-        raise RetryLater(what, after=_wait(response))
+        raise RetryLater(what, after=_wait(response), throttled=throttled(system, response))
     domain = "finance" if code in FINANCE else "pmo" if code in PMO else "it"
     raise BusinessException(domain, code or f"HTTP_{status}", what, {"status": status, "system": system})

@@ -7,7 +7,11 @@ An operation (a call to a vendor) ends in one of four ways:
     concurrency cap, a conflict. Tried again after a backoff, or after the
     vendor's Retry-After when it gave one. A timeout is *ambiguous*: the
     vendor may have committed, so the operation must be safe to repeat (an
-    idempotency key, an upsert by external id, or a look-up first);
+    idempotency key, an upsert by external id, or a look-up first). A
+    *throttle* (a 429, a family's "over the limit" code) is back-pressure,
+    not a failure: the vendor is up, did nothing, and asks us to slow down
+    (mostly saying when to come back), so the message waits without
+    spending its retry budget;
   * `BusinessException` -- the request was understood and refused for a
     business reason (a closed period, missing master data): retrying will
     not help; a person in finance, the PMO or IT must act. It goes to the
@@ -30,11 +34,13 @@ DOMAINS = ("finance", "pmo", "it")
 
 
 class RetryLater(Exception):
-    def __init__(self, reason: str, after: float | None = None, *, ambiguous: bool = False) -> None:
+    def __init__(self, reason: str, after: float | None = None, *, ambiguous: bool = False,
+                 throttled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.after = after  # seconds the vendor asked us to wait
         self.ambiguous = ambiguous  # the vendor may have acted
+        self.throttled = throttled  # refused for a limit, nothing done: wait, do not count it
 
 
 class BusinessException(Exception):
@@ -61,7 +67,9 @@ class RetryPolicy:
         """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
         if retry_after is not None:
             return retry_after + rng.uniform(0, self.retry_after_jitter * max(1.0, retry_after))
-        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        # The exponent is bounded: a message throttled a thousand times (which
+        # costs it nothing) must not overflow the float on its next failure.
+        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 64)))
         return rng.uniform(0, ceiling)
 
     def exhausted(self, attempt: int) -> bool:

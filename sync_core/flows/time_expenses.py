@@ -42,6 +42,7 @@ from ..model import exact_product, round_cents
 from ..ports import Transaction
 from .time_replies import check
 from ..retry import BusinessException
+from .milestone_calls import patient_operation
 from .time_billing import create_once, find_item, item_payload
 from .time_postings import ERP, fx_rate, ref_id
 from .time_state import account_of, contract_of, tm_lines
@@ -65,10 +66,11 @@ class ExpensePostings:
         self.core = core
 
     def operations(self) -> list[Operation]:
+        # Patient, like the time postings: several calls per operation.
         return [
-            Operation(ERP_POST, self.post_actual, self.posted),
-            Operation(BILL, self.bill, self.billed),
-            Operation(MARK, self.mark, self.marked),
+            patient_operation(ERP_POST, self.post_actual, self.posted),
+            patient_operation(BILL, self.bill, self.billed),
+            patient_operation(MARK, self.mark, self.marked),
         ]
 
     # ------------------------------------------------------------ deciding (in the feed's transaction)

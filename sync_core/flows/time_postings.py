@@ -47,6 +47,7 @@ from ..model import exact_product, round_cents
 from ..ports import Transaction
 from .time_replies import check
 from ..retry import BusinessException
+from .milestone_calls import patient_operation
 from .quote_contract import pob_ref
 from .time_billing import create_once, find_credit_note, find_item, item_payload
 from .time_pricing import Unpriceable, amount, bill_rate, line_ids, line_on, negate
@@ -100,15 +101,18 @@ class TimePostings:
         self.core = core
 
     def operations(self) -> list[Operation]:
+        # Patient: a reversal or a repeated bill makes several calls (look up,
+        # read the invoice, look up, create), more than a tight rate limit lets
+        # through at once; each call waits out its throttle (milestone_calls).
         return [
-            Operation(PRICE, self.price, self.priced),
-            Operation(ERP_POST, self.post_actual, self.recorded("erp")),
-            Operation(BILL_POST, self.bill, self.recorded("billing")),
-            Operation(REV_POST, self.recognise, self.recorded("revenue")),
-            Operation(ERP_REV, self.reverse_actual, self.recorded("erp_reversal")),
-            Operation(BILL_REV, self.reverse_item, self.recorded("billing_reversal")),
-            Operation(REV_REV, self.reverse_event, self.recorded("revenue_reversal")),
-            Operation(ERP_RECOST, self.recost_actual, self.recorded("erp", keep_on_skip=True)),
+            patient_operation(PRICE, self.price, self.priced),
+            patient_operation(ERP_POST, self.post_actual, self.recorded("erp")),
+            patient_operation(BILL_POST, self.bill, self.recorded("billing")),
+            patient_operation(REV_POST, self.recognise, self.recorded("revenue")),
+            patient_operation(ERP_REV, self.reverse_actual, self.recorded("erp_reversal")),
+            patient_operation(BILL_REV, self.reverse_item, self.recorded("billing_reversal")),
+            patient_operation(REV_REV, self.reverse_event, self.recorded("revenue_reversal")),
+            patient_operation(ERP_RECOST, self.recost_actual, self.recorded("erp", keep_on_skip=True)),
         ]
 
     # ------------------------------------------------------------ deciding (in the feed's transaction)

@@ -1,6 +1,7 @@
 """The outbox and its dispatcher against a toy vendor in a simulated world:
 exactly-once through lost responses and crashes, per-aggregate order,
-Retry-After, business exceptions, dead letters and the circuit breaker."""
+Retry-After, throttles, business exceptions, dead letters and the circuit
+breaker (across restarts too)."""
 
 import json
 
@@ -51,7 +52,7 @@ async def post(ctx, payload):
         return r.json
     if r.status in (429, 500, 503):
         ra = r.headers.get("retry-after")
-        raise RetryLater(f"ledger answered {r.status}", after=float(ra) if ra else None)
+        raise RetryLater(f"ledger answered {r.status}", after=float(ra) if ra else None, throttled=r.status == 429)
     if r.status == 409:
         raise BusinessException("finance", r.json["error"]["code"], r.json["error"]["message"])
     raise RuntimeError(f"unexpected {r.status}")
@@ -243,3 +244,67 @@ def test_an_outage_longer_than_the_retry_budget_delays_messages_but_never_dead_l
     retries = kinds(sim, "core.op.retry")
     assert len(retries) > 6, "the outage should have outlasted the retry budget many times over"
     assert max(e["t"] for e in kinds(sim, "core.op.done")) >= 60 * HOUR
+
+
+def test_throttles_wait_without_spending_the_retry_budget():
+    # Three charged attempts would dead-letter the message on the third 429;
+    # a 429 is the vendor saying "not now, come back in a second", not a
+    # failure of this message.
+    sim, ledger, core, store = world(policy=RetryPolicy(max_attempts=3))
+    ledger.forced = [Response(429, {"error": {"code": "RATE"}}, {"retry-after": "1"}) for _ in range(4)]
+
+    async def main():
+        sim.start_all()
+        enqueue(sim, core, store, [("a", "r1", "1.00")])
+        await sim.kernel.run_until_quiet(core.idle, limit_us=HOUR)
+
+    sim.run(main)
+    assert store.dump().get("dlq", {}) == {}
+    assert [r["ref"] for r in ledger.records("postings")] == ["r1"]
+    assert [e["data"]["throttled"] for e in kinds(sim, "core.op.retry")] == [True] * 4
+
+
+def test_a_throttle_holds_back_the_vendor_but_does_not_trip_the_breaker():
+    # Eight 429s in a row would open the breaker were they failures; the
+    # ledger is up, so it stays closed. While one message waits out its
+    # Retry-After, the others do not go to the ledger either: the limit is
+    # the account's, they would only be refused in turn.
+    sim, ledger, core, store = world()
+    ledger.forced = [Response(429, {"error": {"code": "RATE"}}, {"retry-after": "2"}) for _ in range(8)]
+
+    async def main():
+        sim.start_all()
+        enqueue(sim, core, store, [("a", "r1", "1.00"), ("b", "r2", "2.00"), ("c", "r3", "3.00")])
+        await sim.kernel.run_until_quiet(core.idle, limit_us=HOUR)
+
+    sim.run(main)
+    assert sorted(r["ref"] for r in ledger.records("postings")) == ["r1", "r2", "r3"]
+    assert not kinds(sim, "core.breaker.opened")
+    throttled = [e["t"] for e in kinds(sim, "net.response") if e["src"] == "ledger" and e["data"]["status"] == 429]
+    assert len(throttled) == 8
+    sent = [e["t"] for e in kinds(sim, "net.request") if e["dst"] == "ledger"]
+    for t in throttled:
+        assert [s for s in sent if t < s < t + 2 * SECOND] == []
+
+
+def test_a_core_restarted_during_an_outage_still_knows_the_vendor_is_down():
+    # The breaker is kept in the store. Were it forgotten, each restart would
+    # find the ledger "fine" and charge the waiting messages until the
+    # breaker opened again -- five failures a life, a minute apart -- and
+    # six attempts would be spent by the second restart.
+    profile = ChaosProfile("outage+crashes", links=(LinkRule(latency=Fixed(MILLISECOND)),),
+                           windows=(Window("outage", 0, 6 * HOUR, target="ledger"),),
+                           process=ProcessFaults(actors=("core",), crash_every=30 * MINUTE, restart_after=MINUTE))
+    sim, ledger, core, store = world(profile, policy=RetryPolicy(max_attempts=6))
+
+    async def main():
+        sim.start_all()
+        enqueue(sim, core, store, [("a", "r1", "1.00"), ("a", "r2", "2.00"), ("b", "r3", "3.00")])
+        await sim.kernel.run_until_quiet(core.idle, limit_us=6 * HOUR)
+        sim.heal()
+        await sim.kernel.run_until_quiet(core.idle, limit_us=sim.now_us + HOUR)
+
+    sim.run(main)
+    assert store.dump().get("dlq", {}) == {}
+    assert sorted(r["ref"] for r in ledger.records("postings")) == ["r1", "r2", "r3"]
+    assert sim.trace.kind_counts.get("fault.crash", 0) >= 4
