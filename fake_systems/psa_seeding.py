@@ -119,13 +119,22 @@ def load_firm(psa: Psa, firm: Firm, *, projects: bool = True) -> dict[str, str]:
 def staff_project(psa: Psa, firm: Firm, firm_project_id: str, project_id: str) -> list[str]:
     """The PMO staffs a provisioned project with the firm's assignments for
     it (people action); returns the new assignment ids. Assignments already
-    made (by their external reference) are left alone."""
+    made (by their external reference) are left alone. Someone who has left
+    by then is not staffed: the PSA refuses an assignment of a terminated
+    resource (``POST /assignments``), so the planned one is refused here
+    too (``psa.people.refused``) -- the PMO restaffs the work."""
     ids = psa.store.extra.setdefault("firm_ids", {})
     existing = {a.get("external_reference") for a in psa.table("assignments").values() if a["project_id"] == project_id}
     project = psa.table("projects")[project_id]
     made = []
     for a in firm.assignments:
         if a.project_id != firm_project_id or a.id in existing or a.worker_id not in ids:
+            continue
+        resource = psa.table("resources")[ids[a.worker_id]]
+        if resource["status"] == "terminated":
+            psa.record("psa.people.refused", {"action": "staff_project", "assignment": a.id, "project": project_id,
+                                              "why": f"resource {resource['id']} was terminated on "
+                                                     f"{resource['terminated_on']}"})
             continue
         assignment = psa._new("assignments", "assignment", {
             "resource_id": ids[a.worker_id], "project_id": project_id, "task_id": None, "currency": project["currency"],

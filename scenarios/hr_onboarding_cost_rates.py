@@ -4,7 +4,9 @@ A small firm's January, seen from HR. The month's cost-rate rises and
 leavers are entered in the HRIS on their effective dates. On 5 January HR
 hires two consultants starting on the 12th. On 20 January a raise agreed
 before Christmas is finally entered for the firm's busiest consultant --
-effective from 5 January, retroactive over two weeks of posted time.
+the one with the most time since 5 January approved in the PSA and posted
+to the ERP (HR waits for it, up to a week, should the integration be
+behind) -- effective from 5 January, retroactive over that posted time.
 Meanwhile everyone works and their time is approved and posted; billing
 runs at month end.
 
@@ -32,6 +34,7 @@ from harness.scenario_api import Scenario, check
 from . import _truth as t
 
 HIRES = (("Amara", "Okafor", 1), ("Lukas", "Brandt", 2))  # first, last, role (by level order)
+RAISE_FROM = date(2026, 1, 5)  # the retroactive raise's effective date
 
 
 async def script(d):
@@ -48,10 +51,15 @@ async def script(d):
         hired.append(d.hris.hire(first, last, role.id, centre.id, date(2026, 1, 12), rate)["employeeId"])
     d.note(hired=hired)
     await d.advance_to(date(2026, 1, 20), time(9))
-    busiest = _busiest_worker(d.firm)
+    # The raise must land on time already posted, or there is nothing to
+    # re-cost: wait (as HR would for the month's figures) until someone's
+    # is. A week without any -- the integration posts nothing -- and HR
+    # enters it for the busiest by the plan: the raise is due either way.
+    await d.wait_for(lambda: _busiest_worker(d) is not None, days=7)
+    busiest = _busiest_worker(d) or _busiest_planned(d.firm)
     if busiest is not None:
         rate = Decimal(d.hris.table("workers")[busiest]["costRateHistory"][-1]["amount"])
-        d.hris.change_cost_rate(busiest, (rate * Decimal("1.06")).quantize(Decimal("0.01")), date(2026, 1, 5))
+        d.hris.change_cost_rate(busiest, (rate * Decimal("1.06")).quantize(Decimal("0.01")), RAISE_FROM)
         d.note(retro_raise=busiest)
     await d.to_month_end()
     await d.settle(days=3)
@@ -59,7 +67,29 @@ async def script(d):
     await d.advance(days=2)
 
 
-def _busiest_worker(firm) -> str | None:
+def _busiest_worker(d) -> str | None:
+    """The consultant (not leaving this month) with the most entries worked
+    since `RAISE_FROM` that are approved in the PSA and posted to the ERP;
+    None while nobody has any. Counted from the systems, not the firm's
+    plan: work on a deal whose setup waits on a person (a duplicate client,
+    a missing tax id) is never logged, and a raise for its people would
+    re-cost nothing."""
+    terminated = {e.worker_id for e in d.firm.months[0].hr_events if e.kind == "termination"}
+    employee = {r["id"]: r.get("external_reference") for r in d.psa.records("resources")}
+    posted = t.erp_actuals_by_entry(d.world)
+    counts: dict[str, int] = {}
+    for e in d.psa.records("time_entries"):
+        emp = employee.get(e["resource_id"])
+        if emp is None or emp in terminated or e["status"] != "approved" or e["date"] < RAISE_FROM.isoformat():
+            continue
+        if any(not reversal for _, reversal, _ in posted.get(e["id"], [])):
+            counts[emp] = counts.get(emp, 0) + 1
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
+    return ranked[0] if ranked else None
+
+
+def _busiest_planned(firm) -> str | None:
+    """The consultant (not leaving this month) with the most time in the firm's plan."""
     terminated = {e.worker_id for e in firm.months[0].hr_events if e.kind == "termination"}
     counts: dict[str, int] = {}
     for e in firm.months[0].time_entries:

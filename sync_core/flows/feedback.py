@@ -83,6 +83,7 @@ from ..ports import InboundRequest, InboundResponse, Transaction
 from ..replies import check, error_code
 from ..retry import BusinessException, RetryLater
 from .lookups import read
+from .milestone_calls import patient_operation
 
 if TYPE_CHECKING:
     from ..core import ReferenceCore
@@ -199,7 +200,12 @@ class FeedbackFlow:
 
     def operations(self) -> list[Operation]:
         return [
-            Operation(PSA_OP, self.write_billing_status, self.billing_status_written, timeout=60.0),
+            # Two calls (read, then write on its ETag) against a PSA whose
+            # rate window is shared with the feed poller and every other
+            # flow, hundreds of them after a billing run: a throttle waited
+            # out in place, not a failed attempt that starts over from the
+            # read into the same wall until the retries run out.
+            patient_operation(PSA_OP, self.write_billing_status, self.billing_status_written),
             Operation(CRM_OP, self.write_deal_status, self.deal_status_written, timeout=60.0),
             Operation(DEAL_OP, self.find_invoice_deal, self.invoice_deal_found, timeout=60.0),
         ]

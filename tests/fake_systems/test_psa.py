@@ -936,3 +936,29 @@ def test_playing_the_same_month_twice_is_byte_identical(firm):
     two, w2 = play(firm)
     assert one.records("time_entries") == two.records("time_entries")
     assert w1.sim.trace.fingerprint == w2.sim.trace.fingerprint
+
+
+def test_the_pmo_does_not_staff_someone_who_has_left(firm):
+    # As POST /assignments refuses a terminated resource, so does the PMO's
+    # staffing from the plan: nobody is assigned after their last day.
+    deal = firm.months[0].closed_deal_ids[0]
+    project = next(p for p in firm.projects if p.deal_id == deal)
+    planned = [a for a in firm.assignments if a.project_id == project.id]
+    leaver = planned[0].worker_id
+    psa, w = world()
+    ids = psa.load_firm(firm)
+
+    async def script(call):
+        p = (await call("POST", "/projects", json={**PROJECT, "external_reference": deal})).json
+        assert (await call("POST", f"/projects/{p['id']}/activate")).status == 200
+        r = await call("POST", f"/resources/{ids[leaver]}/terminate", json={"terminated_on": TODAY})
+        assert r.status == 200
+        refused = await call("POST", "/assignments", json={"resource_id": ids[leaver], "project_id": p["id"]})
+        assert (refused.status, code(refused)) == (422, "resource_terminated")
+        made = psa.staff_project(firm, project.id, p["id"])
+        staffed = {a["resource_id"] for a in psa.records("assignments") if a["id"] in made}
+        assert ids[leaver] not in staffed
+        assert len(made) == sum(a.worker_id != leaver for a in planned)
+
+    w.run(script)
+    assert "psa.people.refused" in w.trace_kinds()

@@ -35,10 +35,11 @@ def chaos_profile(name: str | ChaosProfile, seed: int) -> ChaosProfile:
 
 
 def make_world(seed: int = 1, chaos: str | ChaosProfile = "none", *, flows=("feedback", "workers"),
-               consultants: int = 15, core_config: dict | None = None) -> BusinessWorld:
+               consultants: int = 15, core_config: dict | None = None, keep_trace: bool = False) -> BusinessWorld:
     return BusinessWorld(
         seed=seed, chaos=chaos_profile(chaos, seed), core_factory=ReferenceCore, header={"scenario": "flow-test"},
         firm_params=FirmParams(consultants=consultants), core_config={"flows": list(flows), **(core_config or {})},
+        keep_trace=keep_trace,
     )
 
 

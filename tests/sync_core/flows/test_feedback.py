@@ -10,6 +10,7 @@ webhooks -- and no status ever went backwards on the way.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -204,6 +205,26 @@ def test_webhooks_missed_for_days_are_recovered_from_the_events_list():
         assert check_psa(world, deal) == []
         assert check_crm(world, deal) == []
     assert never_backwards(history) == []
+
+
+def test_a_tight_psa_rate_limit_is_waited_out_not_retried_into():
+    # A write-back is two PSA calls (read, write on its ETag) in a rate
+    # window it shares with the feed poller and every other write-back. A
+    # 429 waited out in place costs nothing; one that failed the attempt
+    # started it again from the read, into the same wall, until the retries
+    # ran out (webhook-storm, swarm seed 31: 21 write-backs dead-lettered).
+    profile = ChaosProfile("psa-throttled", "the PSA lets the account make one request a second",
+                           systems=(("psa", SystemFaults(rate_limit=1)),))
+    world = make_world(1, profile, flows=("feedback",), keep_trace=True)
+    deals, outcome = run_billing_month(world, deals=3)
+    assert broken_invariants(world, outcome) == []
+    assert world.sim.trace.kind_counts.get("fault.rate_limited", 0) > 0, "the PSA never throttled: no test"
+    for deal in deals:
+        assert check_psa(world, deal) == []
+    events = [json.loads(line) for line in world.sim.trace.lines[1:-1] if '"core.op.retry"' in line]
+    throttled = [e["data"]["reason"] for e in events if e["data"]["op"] == "psa.write_billing_status"
+                 and "429" in e["data"]["reason"]]
+    assert throttled == []
 
 
 @pytest.mark.slow
