@@ -180,3 +180,23 @@ def test_the_demo_invariants_catch_a_client_without_idempotency_keys(monkeypatch
     assert not by_name["exactly-once-transfers"]["ok"]
     assert "applied 2 times" in by_name["exactly-once-transfers"]["violations"][0]
     assert by_name["nothing-lost"]["ok"]
+
+
+@pytest.mark.parametrize(
+    "core, fragments",
+    [
+        ("nosuch.module:make", ("--core nosuch.module:make", "no module named 'nosuch'")),
+        ("missing_core.py:make", ("--core missing_core.py:make", "no file missing_core.py")),
+        ("broken_core.py:absent", ("broken_core.py has no 'absent'", "name a factory")),
+        ("broken_core.py:RATE", ("RATE is a int, not a callable factory",)),
+        ("broken_core.py:make", ("the factory raised RuntimeError: no API credentials configured",)),
+        ("justaname", ("write MODULE:FACTORY",)),
+    ],
+)
+def test_a_bad_core_gets_one_message_and_exit_2(tmp_path, core, fragments):
+    # A missing module, a missing or non-callable name and a factory that
+    # raises are the user's mistakes: one line naming --core, never a
+    # traceback, never exit 3 (which would blame syncbed).
+    (tmp_path / "broken_core.py").write_text(
+        "RATE = 3\n\ndef make(env):\n    raise RuntimeError('no API credentials configured')\n")
+    assert_one_clear_error(syncbed("run", "quote-to-cash", "--core", core, cwd=tmp_path), *fragments)
