@@ -17,7 +17,7 @@ from typing import Any
 from .ports import HttpResponse
 from .retry import BusinessException, RetryLater
 
-__all__ = ["check", "error_code", "error_message", "throttled"]
+__all__ = ["check", "error_code", "error_message", "retry_after", "throttled"]
 
 # Codes that mean "the same request may succeed later".
 TRANSIENT = {
@@ -89,14 +89,15 @@ def error_message(system: str, body: Any) -> str:
     return str(body.get("message", body))
 
 
-def _wait(response: HttpResponse) -> float | None:
+def retry_after(response: HttpResponse) -> float | None:
+    """Seconds the vendor asked us to wait before asking again (None: it did
+    not say). Families say it as ``Retry-After`` or, the expense service,
+    ``x-ratelimit-reset``; an unreadable value counts as not said."""
     for header in ("retry-after", "x-ratelimit-reset"):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
+        try:
+            return max(0.0, float(response.headers[header]))
+        except (KeyError, ValueError, TypeError):
+            continue
     return None
 
 
@@ -115,6 +116,6 @@ def check(system: str, response: HttpResponse, *, ok: tuple[int, ...] = (200, 20
     message = error_message(system, response.json)
     what = f"{system} {doing}: {status} {code or ''} {message}".strip()
     if status == 429 or status >= 500 or code in TRANSIENT.get(system, ()):
-        raise RetryLater(what, after=_wait(response), throttled=throttled(system, response))
+        raise RetryLater(what, after=retry_after(response), throttled=throttled(system, response))
     domain = "finance" if code in FINANCE else "pmo" if code in PMO else "it"
     raise BusinessException(domain, code or f"HTTP_{status}", what, {"status": status, "system": system})

@@ -30,7 +30,7 @@ import trio
 
 from ..dispatcher import OpContext
 from ..ports import HttpResponse, TransportError
-from ..replies import check
+from ..replies import check, retry_after
 from ..retry import RetryLater
 
 __all__ = ["read"]
@@ -41,23 +41,12 @@ LOST = 3  # a read whose answer was lost is asked again up to this many times,
 MARGIN_S = 35.0  # but never so late that the read could outrun the operation's deadline
 
 
-def _retry_after(response: HttpResponse) -> float | None:
-    for header in ("retry-after", "x-ratelimit-reset"):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
-
-
 async def read(ctx: OpContext, system: str, path: str, query: dict | None = None, *, ok: tuple[int, ...] = (200,)) -> HttpResponse:
     """GET `path` from `system`; the answer if its status is in `ok`, else
     what `replies.check` makes of it (after waiting out short 429s)."""
     for _ in range(WAITS + 1):
         response = await _get(ctx, system, path, query)
-        wait = _retry_after(response) if response.status == 429 else None
+        wait = retry_after(response) if response.status == 429 else None
         if wait is None or wait > SHORT_WAIT_S:
             break
         await trio.sleep(wait + ctx.env.random.uniform(0, 0.25))

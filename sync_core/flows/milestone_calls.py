@@ -27,7 +27,7 @@ import trio
 
 from ..dispatcher import OpContext, Operation
 from ..ports import HttpResponse
-from ..replies import error_code, throttled
+from ..replies import error_code, retry_after, throttled
 from ..retry import RetryLater
 
 __all__ = ["patient", "patient_operation", "PATIENCE", "OP_TIMEOUT"]
@@ -51,18 +51,6 @@ def _throttled(system: str, response: HttpResponse) -> bool:
         response.status in (400, 403, 409) and error_code(system, response.json) in _THROTTLES)
 
 
-def _asked(response: HttpResponse) -> float | None:
-    """Seconds the vendor asked us to wait (None: it did not say)."""
-    for header in ("retry-after", "x-ratelimit-reset"):
-        value = (response.headers or {}).get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                break
-    return None
-
-
 class _Patient:
     def __init__(self, ctx: OpContext) -> None:
         self._ctx = ctx
@@ -77,7 +65,7 @@ class _Patient:
             response = await ctx.call(method, path, json=json, headers=headers, query=query)
             if not _throttled(ctx.system, response):
                 return response
-            asked = _asked(response)
+            asked = retry_after(response)
             wait = max(0.5, 1.0 if asked is None else asked)
             longest = wait * 1.25  # with the jitter below
             if (waits == PATIENCE or wait > LONGEST_WAIT_S

@@ -39,7 +39,7 @@ import trio
 from .. import xrefs
 from ..dispatcher import OpContext, Operation
 from ..ports import Environment, HttpResponse, Transaction
-from ..replies import error_code
+from ..replies import error_code, retry_after
 from ..retry import BusinessException, RetryLater
 
 __all__ = ["DEALS", "call", "deal_op", "read", "record_of", "require_xref", "update_record"]
@@ -66,15 +66,6 @@ def _slow_down(system: str, response: HttpResponse) -> bool:
     return response.status == 429 or error_code(system, response.json) in SLOW_DOWN.get(system, ())
 
 
-def _retry_after(response: HttpResponse) -> float | None:
-    for header in ("retry-after", "x-ratelimit-reset"):
-        try:
-            return max(0.0, float(response.headers[header]))
-        except (KeyError, ValueError):
-            continue
-    return None
-
-
 async def call(ctx: OpContext, method: str, path: str, *, json: Any = None, headers: dict | None = None,
                query: dict | None = None, idempotent: bool | None = None) -> HttpResponse:
     """`ctx.call`, waiting out "slow down" answers (Retry-After if the vendor
@@ -98,7 +89,7 @@ async def call(ctx: OpContext, method: str, path: str, *, json: Any = None, head
             continue
         if waits == WAITS or not _slow_down(ctx.system, response):
             return response
-        after = _retry_after(response)
+        after = retry_after(response)
         wait = (after if after is not None else min(30.0, 0.5 * 2 ** waits)) * (1 + ctx.env.random.random() / 4)
         if trio.current_time() + wait + MARGIN_S > trio.current_effective_deadline():
             return response
