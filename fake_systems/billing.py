@@ -53,7 +53,6 @@ after the write (drawn at `error_5xx_after_commit`).
 from __future__ import annotations
 
 import bisect
-import copy
 from datetime import date
 from decimal import Decimal
 
@@ -67,7 +66,7 @@ from .billing_terms import (
     CREDIT_REASONS, PAYMENT_METHODS, read_endpoint, read_item_price, read_schedule_terms, read_source, read_tax_percent,
 )
 from .money import minor_units
-from .vendor import Route, VendorError, VendorSystem
+from .vendor import Route, VendorError, VendorSystem, copy_data
 from .webhooks import WebhookSender
 
 __all__ = ["Billing", "EVENT_RETENTION_US"]
@@ -174,7 +173,7 @@ class Billing(VendorSystem):
         n = self.store.next_id("events")
         event = {
             "id": f"evt_{n:06d}", "object": "event", "type": event_type, "created": self.clock_us(),
-            "data": {"object": copy.deepcopy(record)},
+            "data": {"object": copy_data(record)},
             "request": {"idempotency_key": request.header("idempotency-key") if request is not None else None},
         }
         self.store.events.append(event)
@@ -275,7 +274,7 @@ class Billing(VendorSystem):
 
     @staticmethod
     def _ok(row: dict) -> Response:
-        return Response(200, copy.deepcopy(row))
+        return Response(200, row)
 
     # ------------------------------------------------------------ reads
 
@@ -319,7 +318,7 @@ class Billing(VendorSystem):
             page = rows[-limit:]
         else:
             page = rows[:limit]
-        return Response(200, {"object": "list", "url": url, "data": copy.deepcopy(page),
+        return Response(200, {"object": "list", "url": url, "data": page,
                               "has_more": len(rows) > limit})
 
     @staticmethod
@@ -474,12 +473,12 @@ class Billing(VendorSystem):
         """The developer adds an endpoint in the dashboard ("core:/webhooks/billing")."""
         self._ui("register_webhook", url=url)
         p = Params({"url": url, "enabled_events": events or ["*"]}, ("url", "enabled_events"))
-        return copy.deepcopy(self.book.create_endpoint(None, *read_endpoint(p)))
+        return copy_data(self.book.create_endpoint(None, *read_endpoint(p)))
 
     def client_signs_off(self, hold_id: str) -> dict:
         """The client accepts the milestone: the clerk releases its hold."""
         self._ui("client_signs_off", hold=hold_id)
-        return copy.deepcopy(self.book.release_hold(None, self.book.get("holds", hold_id)))
+        return copy_data(self.book.release_hold(None, self.book.get("holds", hold_id)))
 
     def record_payment_received(self, invoice_id: str, amount: str | None = None, method: str = "bank_transfer",
                                 reference: str | None = None) -> dict:
@@ -488,17 +487,17 @@ class Billing(VendorSystem):
         self._ui("record_payment_received", invoice=invoice_id, amount=amount)
         places = minor_units(invoice["currency"].upper())
         due = Decimal(invoice["amount_remaining"]) if amount is None else parse_decimal(amount, "amount", places=places, positive=True)
-        return copy.deepcopy(self.book.pay(None, invoice, due, method, reference, None))
+        return copy_data(self.book.pay(None, invoice, due, method, reference, None))
 
     def void_invoice(self, invoice_id: str) -> dict:
         self._ui("void_invoice", invoice=invoice_id)
-        return copy.deepcopy(self.book.void(None, self.book.get("invoices", invoice_id)))
+        return copy_data(self.book.void(None, self.book.get("invoices", invoice_id)))
 
     def issue_credit_note(self, invoice_id: str, amount: str, reason: str = "billing_error") -> dict:
         invoice = self.book.get("invoices", invoice_id)
         self._ui("issue_credit_note", invoice=invoice_id, amount=amount)
         credit = parse_decimal(amount, "amount", places=minor_units(invoice["currency"].upper()), positive=True)
-        return copy.deepcopy(self.book.credit(None, invoice, credit, reason, None))
+        return copy_data(self.book.credit(None, invoice, credit, reason, None))
 
     def run_monthly_billing(self) -> list[dict]:
         """The clerk's monthly run: charge every retainer and subscription
@@ -525,4 +524,4 @@ class Billing(VendorSystem):
                     auto_finalize=True, days_until_due=None, description=f"Billing run {today.isoformat()}", metadata={}))
             except VendorError as e:
                 self.record("billing.run_skipped", {"customer": customer_id, "schedule": schedule_id, "code": e.code})
-        return copy.deepcopy(invoices)
+        return copy_data(invoices)

@@ -25,7 +25,6 @@ Lifecycles:
 
 from __future__ import annotations
 
-import copy
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING
 from simulator import Request
 
 from .billing_records import fmt_money, invoice_totals, line_amount, recurring_periods, sequence_of
-from .vendor import VendorError
+from .vendor import VendorError, copy_data
 
 if TYPE_CHECKING:
     from .billing import Billing
@@ -291,7 +290,7 @@ class BillingBook:
             item["status"], item["invoice"] = "invoiced", invoice["id"]
             invoice["lines"].append({
                 "invoice_item": item["id"], "description": item["description"], "quantity": item["quantity"],
-                "unit_amount": item["unit_amount"], "amount": item["amount"], "source": copy.deepcopy(item["source"]),
+                "unit_amount": item["unit_amount"], "amount": item["amount"], "source": copy_data(item["source"]),
                 "service_date": item["service_date"],
             })
             self.v.record_effect("invoice_item.invoice", "invoice_items", item["id"], request, invoice=invoice["id"],

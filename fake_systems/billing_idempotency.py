@@ -24,11 +24,12 @@ record.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from typing import TYPE_CHECKING
 
 from simulator import HOUR, Request, Response, canonical_json
+
+from .vendor import copy_data
 
 if TYPE_CHECKING:
     from .vendor import VendorStore
@@ -84,7 +85,7 @@ class IdempotencyKeys:
             "method": request.method,
             "path": request.path,
             "status": response.status,
-            "body": copy.deepcopy(response.json),
+            "body": copy_data(response.json),
             "headers": dict(response.headers),
         }
 
@@ -92,7 +93,7 @@ class IdempotencyKeys:
     def replay(entry: dict) -> Response:
         headers = dict(entry["headers"])
         headers["idempotent-replayed"] = "true"
-        return Response(entry["status"], copy.deepcopy(entry["body"]), headers)
+        return Response(entry["status"], entry["body"], headers)
 
     def live(self, now_us: int) -> list[str]:
         """Keys still remembered (inspection)."""

@@ -39,7 +39,6 @@ What a caller meets (the route table is `Erp.routes`; record shapes are in
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -59,7 +58,7 @@ from .erp_records import ACTUALS, CREDIT_MEMOS, CUSTOMERS, INVOICES, JOURNALS, K
 from .erp_records import posting_fields
 from .firm_model import Client, Firm
 from .money import MINOR_UNITS
-from .vendor import Route, VendorError, VendorStore, VendorSystem
+from .vendor import Route, VendorError, VendorStore, VendorSystem, copy_data
 
 __all__ = ["Erp", "BASE"]
 
@@ -323,7 +322,7 @@ class Erp(VendorSystem):
         apply_to_invoice(inv, payment, "payment", paid)
         inv["lastModifiedDate"] = payment["lastModifiedDate"]
         self.effect("apply", "invoices", str(inv["id"]), None, source=payment["tranId"], amount=fmt(paid, cur))
-        return copy.deepcopy(payment)
+        return copy_data(payment)
 
     def set_fx_rate(self, frm: str, to: str, effective: date, rate: str | Decimal) -> dict:
         """1 `frm` = `rate` `to` from `effective` on (replacing that day's rate, if any)."""
@@ -412,7 +411,7 @@ class Erp(VendorSystem):
         """A clerk keys in a customer (often one the CRM already has, spelled differently)."""
         body = {"companyName": company_name, "subsidiary": subsidiary, "currency": currency, "country": country,
                 "taxRegistration": tax_registration, "email": email}
-        return copy.deepcopy(h.create(self, CUSTOMERS, {k: v for k, v in body.items() if v is not None}, None))
+        return copy_data(h.create(self, CUSTOMERS, {k: v for k, v in body.items() if v is not None}, None))
 
     def merge_customers(self, duplicate: int | str, survivor: int | str) -> dict:
         """Merge `duplicate` into `survivor`: its projects and transactions move
@@ -438,7 +437,7 @@ class Erp(VendorSystem):
         keep["lastModifiedDate"] = stamp
         self.effect("merge", "customers", str(keep["id"]), None, merged=dup["id"], moved=moved,
                     mergedExternalId=dup["externalId"])
-        return copy.deepcopy(keep)
+        return copy_data(keep)
 
     def _free_eid(self, table: str, external_id: str | None) -> str | None:
         if external_id is not None and external_id in self.eids(table):
@@ -451,7 +450,7 @@ class Erp(VendorSystem):
         if rec["externalId"] is not None:
             self.eids(table)[rec["externalId"]] = rec["id"]
         self.effect("create", table, str(rec["id"]), None, name=rec["name"])
-        return copy.deepcopy(rec)
+        return copy_data(rec)
 
     # ------------------------------------------------------------ seeding from a generated firm
 

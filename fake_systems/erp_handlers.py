@@ -12,7 +12,6 @@ The handlers are plain functions of the `Erp`; `Erp.routes` binds them.
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -137,7 +136,7 @@ def _body(request: Request) -> dict:
 
 
 def _created(kind: Kind, rec: dict) -> Response:
-    return Response(201, copy.deepcopy(rec), {"location": f"{BASE}/{kind.table}/{rec['id']}"})
+    return Response(201, rec, {"location": f"{BASE}/{kind.table}/{rec['id']}"})
 
 
 def post(erp: Erp, kind: Kind, request: Request) -> Response:
@@ -156,14 +155,14 @@ def put(erp: Erp, kind: Kind, request: Request, key: str) -> Response:
         return _created(kind, create(erp, kind, body, request, path_ext))
     if rec is None:
         raise erp.not_found(kind.table, key)
-    return Response(200, copy.deepcopy(update(erp, kind, rec, body, request)))
+    return Response(200, update(erp, kind, rec, body, request))
 
 
 def get(erp: Erp, kind: Kind, request: Request, key: str) -> Response:
     rec = erp.find(kind.table, key)
     if rec is None:
         raise erp.not_found(kind.table, key)
-    return Response(200, copy.deepcopy(rec))
+    return Response(200, rec)
 
 
 def invoice_status(erp: Erp, request: Request, key: str) -> Response:
@@ -173,7 +172,7 @@ def invoice_status(erp: Erp, request: Request, key: str) -> Response:
         raise erp.not_found("invoices", key)
     keys = ("id", "tranId", "externalId", "customer", "currency", "total", "amountPaid", "amountCredited",
             "amountRemaining", "status", "dueDate", "links", "lastModifiedDate")
-    return Response(200, copy.deepcopy({k: inv[k] for k in keys}))
+    return Response(200, {k: inv[k] for k in keys})
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -192,7 +191,7 @@ def _page(rows: list[dict], params: dict[str, str]) -> Response:
     if params:
         name = sorted(params)[0]
         raise VendorError(400, "INVALID_QUERY_PARAMETER", f"unknown query parameter {name!r}", name)
-    items = copy.deepcopy(rows[offset:offset + limit])
+    items = rows[offset:offset + limit]
     return Response(200, {"items": items, "count": len(items), "offset": offset, "totalResults": len(rows),
                           "hasMore": offset + len(items) < len(rows)})
 

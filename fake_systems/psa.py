@@ -40,7 +40,6 @@ status. Loading a generated firm and playing out its months is in
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import date
 from decimal import Decimal
@@ -53,7 +52,7 @@ from .feeds import PolledFeed
 from .psa_delivery import FEED_TYPES, DeliveryRecords
 from .psa_records import invalid
 from .psa_staffing import StaffingRecords
-from .vendor import Route, VendorError, VendorSystem
+from .vendor import Route, VendorError, VendorSystem, copy_data
 
 __all__ = ["Psa"]
 
@@ -148,16 +147,14 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
         self.record_effect(effect, table, record["id"], request, **detail)
         if item_type in FEED_TYPES:
             self.feed.append({"item_type": item_type, "item_id": record["id"], "action": action,
-                              "changed_at_time": self._stamp(), "snapshot": copy.deepcopy(record)})
+                              "changed_at_time": self._stamp(), "snapshot": copy_data(record)})
 
     @staticmethod
     def etag(record: dict) -> str:
         return f'W/"{record["id"]}.{record["lock_version"]}"'
 
     def _reply(self, status: int, record: dict, **headers: str) -> Response:
-        # A copy now: the answer leaves after the service time, and the
-        # record may change before then.
-        return Response(status, copy.deepcopy(record), {"etag": self.etag(record), **headers})
+        return Response(status, record, {"etag": self.etag(record), **headers})
 
     def _if_match(self, request: Request | None, record: dict) -> None:
         want = request.header("if-match") if request is not None else None
@@ -179,7 +176,7 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
                     raise invalid(key, "invalid_parameter", f"{key} is not a filter here; use {', '.join(known)}", 400)
             rows = [r for r in self.table(table).values()
                     if rec.wants(r, request.query, filters) and (keep is None or keep(r, request.query))]
-            return Response(200, copy.deepcopy(rec.page_of(rows, request.query)))
+            return Response(200, rec.page_of(rows, request.query))
         return query
 
     def _open_project(self, project: dict) -> None:
@@ -388,70 +385,70 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
         self._ui()
         project = self._find("projects", project_id, "project")
         self._activate(project, None)
-        return copy.deepcopy(project)
+        return copy_data(project)
 
     def close_project(self, project_id: str) -> dict:
         self._ui()
         project = self._find("projects", project_id, "project")
         self._close(project, None)
-        return copy.deepcopy(project)
+        return copy_data(project)
 
     def log_time(self, resource_id: str, project_id: str, work_date: date | str, hours: Decimal | str, *,
                  task_id: str | None = None, notes: str = "", billable: bool | None = None) -> dict:
         self._ui()
-        return copy.deepcopy(self._log_time(resource_id, project_id, task_id, work_date, hours, notes, billable))
+        return copy_data(self._log_time(resource_id, project_id, task_id, work_date, hours, notes, billable))
 
     def edit_time_entry(self, entry_id: str, *, hours: Decimal | str | None = None, notes: str | None = None,
                         work_date: date | str | None = None, task_id: str | None = None) -> dict:
         self._ui()
-        return copy.deepcopy(self._edit_time(entry_id, hours, notes, work_date, task_id))
+        return copy_data(self._edit_time(entry_id, hours, notes, work_date, task_id))
 
     def submit_time_entry(self, entry_id: str) -> dict:
         self._ui()
-        return copy.deepcopy(self._time_status(entry_id, "submit"))
+        return copy_data(self._time_status(entry_id, "submit"))
 
     def approve_time_entry(self, entry_id: str, approver: str = "approver") -> dict:
         self._ui()
-        return copy.deepcopy(self._time_status(entry_id, "approve", by=approver))
+        return copy_data(self._time_status(entry_id, "approve", by=approver))
 
     def reject_time_entry(self, entry_id: str, reason: str) -> dict:
         self._ui()
-        return copy.deepcopy(self._time_status(entry_id, "reject", reason=reason))
+        return copy_data(self._time_status(entry_id, "reject", reason=reason))
 
     def recall_time_entry(self, entry_id: str) -> dict:
         self._ui()
-        return copy.deepcopy(self._time_status(entry_id, "recall"))
+        return copy_data(self._time_status(entry_id, "recall"))
 
     def correct_time_entry(self, entry_id: str, hours: Decimal | str, notes: str | None = None) -> dict:
         """Change an approved entry: a new version, submitted for approval."""
         self._ui()
-        return copy.deepcopy(self._correct_time(entry_id, hours, notes))
+        return copy_data(self._correct_time(entry_id, hours, notes))
 
     def log_expense(self, resource_id: str, project_id: str, incurred_on: date | str, category: str,
                     amount: Decimal | str, currency: str, *, tax_amount: Decimal | str = "0", billable: bool = True,
                     receipt_attached: bool = False, notes: str = "") -> dict:
         self._ui()
-        return copy.deepcopy(self._log_expense(resource_id, project_id, incurred_on, category, amount, currency,
+        return copy_data(self._log_expense(resource_id, project_id, incurred_on, category, amount, currency,
                                                tax_amount, billable, receipt_attached, notes))
 
     def attach_receipt(self, expense_id: str) -> dict:
         self._ui()
-        return copy.deepcopy(self._expense_status(expense_id, "attach_receipt"))
+        return copy_data(self._expense_status(expense_id, "attach_receipt"))
 
     def approve_expense(self, expense_id: str, approver: str = "approver") -> dict:
         self._ui()
-        return copy.deepcopy(self._expense_status(expense_id, "approve", by=approver))
+        return copy_data(self._expense_status(expense_id, "approve", by=approver))
 
     def reject_expense(self, expense_id: str, reason: str) -> dict:
         self._ui()
-        return copy.deepcopy(self._expense_status(expense_id, "reject", reason=reason))
+        return copy_data(self._expense_status(expense_id, "reject", reason=reason))
 
     def complete_milestone(self, milestone_id: str, on: date | str | None = None) -> dict:
         self._ui()
-        return copy.deepcopy(self._complete_milestone(milestone_id, on))
+        return copy_data(self._complete_milestone(milestone_id, on))
 
     def record_client_acceptance(self, milestone_id: str, on: date | str | None = None, accepted_by: str = "client") -> dict:
         """The client's sign-off; it may be recorded twice (two emails, two
         clicks), and each recording is a change the core will see."""
         self._ui()
-        return copy.deepcopy(self._accept_milestone(milestone_id, on, accepted_by))
+        return copy_data(self._accept_milestone(milestone_id, on, accepted_by))

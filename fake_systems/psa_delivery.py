@@ -23,7 +23,6 @@ invoice reference. The rules the family enforces:
 
 from __future__ import annotations
 
-import copy
 from datetime import date
 from decimal import Decimal
 
@@ -257,7 +256,7 @@ class DeliveryRecords:
         entry = self._find("time_entries", id, "time entry")
         past = self.table("time_entry_versions").get(id, {"versions": []})["versions"]
         current = {**{k: entry[k] for k in VERSION_KEYS}, "ended": None, "ended_at": None}
-        return Response(200, copy.deepcopy({"id": id, "current_version": entry["version"], "versions": [*past, current]}))
+        return Response(200, {"id": id, "current_version": entry["version"], "versions": [*past, current]})
 
     def update_time_entry(self, request: Request, id: str) -> Response:
         entry = self._find("time_entries", id, "time entry")

@@ -18,6 +18,8 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json.encoder import c_make_encoder, encode_basestring_ascii
+from json.scanner import c_make_scanner
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -29,11 +31,27 @@ class StoreError(Exception):
     pass
 
 
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# The C encoder and scanner, built once: the text is exactly json.dumps(value,
+# sort_keys=True, separators=(",", ":")), but a call skips the Python layers
+# json.dumps and json.loads wrap them in (a store read or write is a few of
+# the core's steps on every message, so those layers showed in profiles).
+_encode = c_make_encoder(None, _not_json, encode_basestring_ascii, None, ":", ",", True, False, True)
+_scan = c_make_scanner(json.JSONDecoder())
+
+
 def _dump(value: Any) -> str:
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return "".join(_encode(value, 0))
     except TypeError as exc:
         raise StoreError(f"store values must be JSON data: {exc}") from None
+
+
+def _load(text: str) -> Any:
+    return _scan(text, 0)[0]
 
 
 _DELETED = object()
@@ -42,28 +60,37 @@ _DELETED = object()
 class _MemoryTxn:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._writes: dict[tuple[str, str], Any] = {}
+        # table -> key -> text (or _DELETED): per table, so a scan looks only
+        # at its own table's writes, not at every write of a long transaction.
+        self._writes: dict[str, dict[str, Any]] = {}
 
     def get(self, table: str, key: str) -> Any | None:
-        w = self._writes.get((table, key))
+        written = self._writes.get(table)
+        w = None if written is None else written.get(key)
         if w is _DELETED:
             return None
         if w is not None:
-            return json.loads(w)
-        text = self._store._tables.get(table, {}).get(key)
-        return None if text is None else json.loads(text)
+            return _load(w)
+        rows = self._store._tables.get(table)
+        text = None if rows is None else rows.get(key)
+        return None if text is None else _load(text)
 
     def put(self, table: str, key: str, value: Any) -> None:
-        self._writes[table, key] = _dump(value)
+        text = _dump(value)
+        written = self._writes.get(table)
+        if written is None:
+            self._writes[table] = {key: text}
+        else:
+            written[key] = text
 
     def delete(self, table: str, key: str) -> None:
-        self._writes[table, key] = _DELETED
+        self._writes.setdefault(table, {})[key] = _DELETED
 
     def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
         # As with SQLite, the rows are read when iteration starts: writes the
         # caller makes while iterating do not change what the scan yields.
         for key, text in self._rows(table, prefix, limit):
-            yield key, json.loads(text)
+            yield key, _load(text)
 
     def _rows(self, table: str, prefix: str, limit: int | None) -> list[tuple[str, str]]:
         """Committed rows under `prefix` merged with this transaction's
@@ -82,11 +109,14 @@ class _MemoryTxn:
     def _merged(self, table: str, prefix: str) -> Iterator[tuple[str, Any]]:
         # Two sequences in key order, committed keys and written ones; a key
         # in both yields this transaction's version.
-        written = sorted(((k, w) for (t, k), w in self._writes.items() if t == table and k.startswith(prefix)),
-                         key=lambda kw: kw[0])
-        i = 0
+        mine = self._writes.get(table)
+        written = sorted((kw for kw in mine.items() if kw[0].startswith(prefix)) if mine else ())
         committed = self._store._tables.get(table)
-        for key in committed.irange(minimum=prefix) if committed else ():
+        if not committed:
+            yield from written
+            return
+        i = 0
+        for key in committed.irange(minimum=prefix):
             if not key.startswith(prefix):
                 break
             while i < len(written) and written[i][0] < key:
@@ -101,14 +131,15 @@ class _MemoryTxn:
 
     def _commit(self) -> None:
         tables = self._store._tables
-        for (table, key), text in self._writes.items():
+        for table, written in self._writes.items():
             t = tables.get(table)
             if t is None:
                 t = tables[table] = SortedDict()
-            if text is _DELETED:
-                t.pop(key, None)
-            else:
-                t[key] = text
+            for key, text in written.items():
+                if text is _DELETED:
+                    t.pop(key, None)
+                else:
+                    t[key] = text
 
 
 class MemoryStore:
@@ -135,7 +166,7 @@ class MemoryStore:
     def dump(self) -> dict[str, dict[str, Any]]:
         """Every committed row (for tests and the harness). A table whose
         rows were all deleted is no table, as in SQLite."""
-        return {t: {k: json.loads(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items()) if rows}
+        return {t: {k: _load(v) for k, v in rows.items()} for t, rows in sorted(self._tables.items()) if rows}
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -156,7 +187,7 @@ class _SqliteTxn:
 
     def get(self, table: str, key: str) -> Any | None:
         row = self._conn.execute("SELECT value FROM kv WHERE tbl = ? AND key = ?", (table, key)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _load(row[0])
 
     def put(self, table: str, key: str, value: Any) -> None:
         self._conn.execute(
@@ -180,7 +211,7 @@ class _SqliteTxn:
             args.append(limit)
         rows = self._conn.execute(sql, args).fetchall()
         for key, value in rows:
-            yield key, json.loads(value)
+            yield key, _load(value)
 
 
 class SqliteStore:
