@@ -32,7 +32,7 @@ import attrs
 
 __all__ = [
     "MINOR_UNITS", "CurrencyMismatch", "UnknownCurrency", "FxRateMissing",
-    "Money", "M", "as_decimal", "minor_units", "round_money", "sum_money", "prorate", "allocate", "FxRates",
+    "Money", "M", "as_decimal", "minor_units", "round_money", "sum_money", "sum_amounts", "prorate", "allocate", "FxRates",
 ]
 
 # ISO 4217 minor units for the currencies the firm generator uses. Most are 2;
@@ -203,11 +203,24 @@ def round_money(m: Money, rounding: str = ROUND_HALF_UP) -> Money:
 
 
 def sum_money(amounts: Iterable[Money], currency: str) -> Money:
-    """Exact total; the currency is named so an empty iterable still has one."""
-    total = Money.zero(currency)
+    """Exact total; the currency is named so an empty iterable still has one.
+    (The running total is a Decimal, not a Money per step: the same exact
+    sum, without building and validating an object per amount.)"""
+    total = Decimal(0)
     for m in amounts:
-        total = total + m
-    return total
+        if m.currency != currency:
+            raise CurrencyMismatch("add", str(Money(total, currency)), str(m))
+        total = _EXACT.add(total, m.amount)
+    return Money(total, currency)
+
+
+def sum_amounts(amounts: Iterable[Decimal | str], currency: str) -> Money:
+    """Exact total of bare amounts (Decimals or decimal strings, as records
+    store them) in one currency."""
+    total = Decimal(0)
+    for a in amounts:
+        total = _EXACT.add(total, as_decimal(Decimal(a), "an amount"))
+    return Money(total, currency)
 
 
 def _to_minor(m: Money, what: str) -> int:

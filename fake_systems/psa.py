@@ -70,6 +70,14 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
     def __init__(self, name: str = "psa") -> None:
         super().__init__(name)
         self.feed = PolledFeed(self, "changes")
+        # Writes per table and remembered reference lookups (find_reference):
+        # a cache of the durable tables, valid across restarts.
+        self._writes_to: dict[str, int] = {}
+        self._found: dict[tuple[str, str], tuple[int, str | None]] = {}
+        # table -> project id -> record ids in creation order. A record's
+        # project never changes once made, so the list is exact; list
+        # queries filtered by project read it instead of the whole table.
+        self._by_project: dict[str, dict[str, list[str]]] = {}
 
     def routes(self) -> list[Route]:
         R, q = Route, self._query
@@ -135,7 +143,28 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
         record = {"id": rec.new_id(self.store, kind), **fields, "lock_version": 1, "created_at": stamp, "updated_at": stamp}
         self.table(table)[record["id"]] = record
         self._index(table, record)
+        if "project_id" in record:
+            project = record["project_id"]
+            self._by_project.setdefault(table, {}).setdefault("" if project is None else str(project), []).append(record["id"])
+        self._wrote(table)
         return record
+
+    def _wrote(self, table: str) -> None:
+        self._writes_to[table] = self._writes_to.get(table, 0) + 1
+
+    def find_reference(self, table: str, ref: str) -> str | None:
+        """The id of the first record of `table` (in creation order) whose
+        ``external_reference`` is `ref`, else None -- what a person finds by
+        searching the UI. Answers are remembered until the table is next
+        written: people retry a missing project hourly for a week, and a
+        scan per retry made a month's play-out quadratic in the firm."""
+        writes = self._writes_to.get(table, 0)
+        known = self._found.get((table, ref))
+        if known is not None and known[0] == writes:
+            return known[1]
+        found = next((r["id"] for r in self.table(table).values() if r.get("external_reference") == ref), None)
+        self._found[table, ref] = (writes, found)
+        return found
 
     def _touch(self, record: dict) -> None:
         record["lock_version"] += 1
@@ -144,6 +173,7 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
     def _committed(self, item_type: str, table: str, record: dict, action: str, effect: str,
                    request: Request | None, **detail) -> None:
         """Every write ends here: the effect for the harness, the change for the feed."""
+        self._wrote(table)
         self.record_effect(effect, table, record["id"], request, **detail)
         if item_type in FEED_TYPES:
             self.feed.append({"item_type": item_type, "item_id": record["id"], "action": action,
@@ -174,7 +204,13 @@ class Psa(StaffingRecords, DeliveryRecords, VendorSystem):
             for key in sorted(request.query):
                 if key not in known:
                     raise invalid(key, "invalid_parameter", f"{key} is not a filter here; use {', '.join(known)}", 400)
-            rows = [r for r in self.table(table).values()
+            rows = self.table(table)
+            if "project_id" in request.query and table in self._by_project:
+                ids = self._by_project[table].get(str(request.query["project_id"]), ())
+                candidates = [rows[i] for i in ids]
+            else:
+                candidates = rows.values()
+            rows = [r for r in candidates
                     if rec.wants(r, request.query, filters) and (keep is None or keep(r, request.query))]
             return Response(200, rec.page_of(rows, request.query))
         return query

@@ -242,7 +242,7 @@ class _Story:
         psa = self.psa
         found = psa.firm_id(firm_id) or (self.resolve(kind, firm_id) if self.resolve else None)
         if found is None:
-            found = next((r["id"] for r in psa.table(_TABLES[kind]).values() if r.get("external_reference") == firm_id), None)
+            found = psa.find_reference(_TABLES[kind], firm_id)
         if found is None:
             raise _Unresolved(f"no {kind} for firm id {firm_id} in {psa.name} yet")
         return found

@@ -261,18 +261,15 @@ class Driver:
         table = {"project": "projects", "task": "tasks", "milestone": "milestones"}.get(kind)
         if source is None or table is None:
             return None
-        # People look a record up once and remember it (a scan per action
-        # would make a month's play-out quadratic in the firm's size); what
-        # they remember is checked, since the core may re-mark a copy.
-        rows = self.psa.table(table)
+        # People look a record up once and remember it; what they remember
+        # is checked, since the core may re-mark a copy.
         known = self._resolved.get((table, source))
-        if known is not None and (rows.get(known) or {}).get("external_reference") == source:
+        if known is not None and (self.psa.table(table).get(known) or {}).get("external_reference") == source:
             return known
-        for row in rows.values():
-            if row.get("external_reference") == source:
-                self._resolved[table, source] = row["id"]
-                return row["id"]
-        return None
+        found = self.psa.find_reference(table, source)
+        if found is not None:
+            self._resolved[table, source] = found
+        return found
 
     def _source_ref(self, kind: str, firm_id: str) -> str | None:
         index = self._firm_index()

@@ -33,6 +33,7 @@ import typing
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from typing import Any, TypeVar
 
 import attrs
@@ -99,11 +100,31 @@ def _encode(value: Any) -> Any:
 _RECORD_DECODERS: dict[type, _Decoder] = {}
 
 
+# Decoded records by their canonical text. Records are frozen all the way
+# down (tuples, Decimals, frozen records), so equal text may share one
+# object; a contract is decoded on every time entry against it, and building
+# it field by field cost a millisecond each time. First in, first out, so
+# what stays cached depends only on the calls, never on memory.
+_DECODED: dict[tuple[type, str], Any] = {}
+_DECODED_MAX = 4096
+_text = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", True, False, True)
+
+
 def from_json(cls: type[T], data: Any) -> T:
     """The `cls` record that `data` (as made by `to_json`) describes."""
     if not (isinstance(cls, type) and attrs.has(cls)):
         raise TypeError(f"from_json needs a model record class such as CustomerAccount, not {cls!r}")
-    return _record_decoder(cls)(data, cls.__name__)
+    try:
+        key = (cls, "".join(_text(data, 0)))
+    except (TypeError, ValueError):  # not JSON data at all: let the decoder name what is wrong
+        return _record_decoder(cls)(data, cls.__name__)
+    record = _DECODED.get(key)
+    if record is None:
+        record = _record_decoder(cls)(data, cls.__name__)
+        if len(_DECODED) >= _DECODED_MAX:
+            del _DECODED[next(iter(_DECODED))]
+        _DECODED[key] = record
+    return record
 
 
 def _kind(data: Any) -> str:
