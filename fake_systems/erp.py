@@ -79,6 +79,10 @@ class Erp(VendorSystem):
 
     def __init__(self, name: str = "erp") -> None:
         self._loading = False
+        # table -> str(project) -> record ids, ascending (= creation order):
+        # kept by erp_handlers.insert/update so a query by project reads its
+        # own records, not every posting of the month.
+        self.by_project: dict[str, dict[str, list[int]]] = {}
         super().__init__(name)
 
     def routes(self) -> list[Route]:

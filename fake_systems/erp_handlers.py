@@ -12,6 +12,7 @@ The handlers are plain functions of the `Erp`; `Erp.routes` binds them.
 
 from __future__ import annotations
 
+import bisect
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,8 @@ def insert(erp: Erp, kind: Kind, fields: dict, external_id: str | None, request:
     erp.table(kind.table)[str(rid)] = rec
     if external_id is not None:
         erp.eids(kind.table)[external_id] = rid
+    if "project" in kind.filters:
+        erp.by_project.setdefault(kind.table, {}).setdefault(str(rec.get("project")), []).append(rid)
     erp.effect("create", kind.table, str(rid), request, **_summary(kind, rec))
     if kind.after_write is not None:
         kind.after_write(erp, rec, request)
@@ -113,8 +116,13 @@ def update(erp: Erp, kind: Kind, rec: dict, body: dict, request: Request | None)
         kind.admit(erp, fields, rec)
     if kind.initial is not None:
         fields.update(kind.initial({**rec, **fields}))
+    moved_from = str(rec.get("project"))
     rec.update(fields)
     rec["lastModifiedDate"] = erp.stamp()
+    if "project" in kind.filters and str(rec.get("project")) != moved_from:
+        index = erp.by_project.setdefault(kind.table, {})
+        index.get(moved_from, []).remove(rec["id"])
+        bisect.insort(index.setdefault(str(rec.get("project")), []), rec["id"])
     if old_ext != ext:
         erp.eids(kind.table).pop(old_ext, None)
         if ext is not None:
@@ -211,7 +219,13 @@ def query(erp: Erp, kind: Kind, request: Request) -> Response:
             found = erp.find(_REF_FILTERS[name], value)
             value = "" if found is None else str(found["id"])
         wanted[name] = value
-    rows = [r for r in erp.table(kind.table).values() if all(str(r.get(k)) == v for k, v in wanted.items())]
+    table = erp.table(kind.table)
+    if "project" in wanted and kind.table in erp.by_project:
+        ids = erp.by_project[kind.table].get(wanted["project"], ())
+        candidates = [table[str(i)] for i in ids if str(i) in table]
+    else:
+        candidates = table.values()
+    rows = [r for r in candidates if all(str(r.get(k)) == v for k, v in wanted.items())]
     if contains is not None:
         rows = [r for r in rows if contains.casefold() in r["companyName"].casefold()]
     if since is not None:
