@@ -735,3 +735,28 @@ def test_seeding_from_a_generated_firm():
 
     w.run(script)
     assert len(erp.records("customers")) == len(customers) + 1
+
+
+def test_an_actual_moved_to_another_project_lists_under_it_in_creation_order():
+    erp, w, ids = world()
+
+    async def script(call):
+        await created(call, "PUT", f"{B}/customers/eid:ACC-1", uk_customer(ids))
+        for p in ("P-1", "P-2"):
+            await created(call, "PUT", f"{B}/projects/eid:{p}", {
+                "name": p, "customer": "eid:ACC-1", "department": "eid:CC-UK", "startDate": "2026-01-01"})
+        time = {"type": "time", "tranDate": JAN_20, "employee": "W000001", "hours": "1.00", "costAmount": "80.00",
+                "revenueAmount": "150.00"}
+        for te, p in (("TE-1", "P-1"), ("TE-2", "P-1"), ("TE-3", "P-2")):
+            await created(call, "PUT", f"{B}/projectActuals/eid:{te}", {**time, "project": f"eid:{p}"})
+        moved = await call("PUT", f"{B}/projectActuals/eid:TE-1", json={**time, "project": "eid:P-2"})
+        assert moved.status == 200, moved.json
+
+        async def listed(p):
+            r = await call("GET", f"{B}/projectActuals", query={"project": f"eid:{p}"})
+            return [a["externalId"] for a in r.json["items"]]
+
+        assert await listed("P-1") == ["TE-2"]
+        assert await listed("P-2") == ["TE-1", "TE-3"]
+
+    w.run(script)

@@ -962,3 +962,44 @@ def test_the_pmo_does_not_staff_someone_who_has_left(firm):
 
     w.run(script)
     assert "psa.people.refused" in w.trace_kinds()
+
+
+def test_a_reference_lookup_sees_records_made_or_re_marked_after_it_missed():
+    # People look a project up by its firm id, miss, and try again an hour
+    # later; the answer must follow the table, not the first miss.
+    psa, w = world()
+
+    async def script(call):
+        assert psa.find_reference("projects", "deal-7") is None
+        first = (await call("POST", "/projects", json={**PROJECT, "external_reference": "deal-7"})).json
+        assert psa.find_reference("projects", "deal-7") == first["id"]
+        other = (await call("POST", "/projects", json={**PROJECT, "external_reference": "deal-8"})).json
+        await call("PATCH", f"/projects/{first['id']}", json={"external_reference": "dup-of:x"})
+        assert psa.find_reference("projects", "deal-7") is None
+        await call("PATCH", f"/projects/{other['id']}", json={"external_reference": "deal-7"})
+        assert psa.find_reference("projects", "deal-7") == other["id"]
+
+    w.run(script)
+
+
+def test_a_list_filtered_by_project_holds_that_projects_records_in_creation_order():
+    psa, w = world()
+
+    async def script(call):
+        a = (await call("POST", "/projects", json={**PROJECT, "external_reference": "A"})).json
+        b = (await call("POST", "/projects", json={**PROJECT, "external_reference": "B"})).json
+        made = []
+        for n, pid in enumerate([a["id"], b["id"], a["id"], b["id"], a["id"]]):
+            r = await call("POST", "/tasks", json={"project_id": pid, "title": f"t{n}"})
+            assert r.status == 201, r.json
+            made.append((pid, r.json["id"]))
+        for pid in (a["id"], b["id"]):
+            r = await call("GET", "/tasks", query={"project_id": pid, "per_page": "2", "page": "1"})
+            r2 = await call("GET", "/tasks", query={"project_id": pid, "per_page": "2", "page": "2"})
+            got = [t["id"] for t in r.json["results"] + r2.json["results"]]
+            assert got == [tid for p, tid in made if p == pid]
+            assert r.json["count"] == len(got)
+        none = await call("GET", "/tasks", query={"project_id": "nope"})
+        assert none.status == 200 and none.json["count"] == 0
+
+    w.run(script)
