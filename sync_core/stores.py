@@ -18,11 +18,12 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from json.encoder import c_make_encoder, encode_basestring_ascii
 from json.scanner import c_make_scanner
 from typing import Any
 
 from sortedcontainers import SortedDict
+
+from .codec import canonical_text
 
 __all__ = ["MemoryStore", "SqliteStore", "StoreError"]
 
@@ -31,21 +32,16 @@ class StoreError(Exception):
     pass
 
 
-def _not_json(obj: Any) -> Any:
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-# The C encoder and scanner, built once: the text is exactly json.dumps(value,
-# sort_keys=True, separators=(",", ":")), but a call skips the Python layers
-# json.dumps and json.loads wrap them in (a store read or write is a few of
-# the core's steps on every message, so those layers showed in profiles).
-_encode = c_make_encoder(None, _not_json, encode_basestring_ascii, None, ":", ",", True, False, True)
+# The C scanner, built once: json.loads wraps it in Python layers that
+# showed in profiles (a store read is a few of the core's steps on every
+# message). Text is written by `codec.canonical_text`: json.dumps(value,
+# sort_keys=True, separators=(",", ":")), exactly.
 _scan = c_make_scanner(json.JSONDecoder())
 
 
 def _dump(value: Any) -> str:
     try:
-        return "".join(_encode(value, 0))
+        return canonical_text(value)
     except TypeError as exc:
         raise StoreError(f"store values must be JSON data: {exc}") from None
 
