@@ -287,8 +287,7 @@ class Billing(VendorSystem):
         filters = LIST_FILTERS[table]
 
         def list_(request: Request) -> Response:
-            rows = list(reversed(self.table(table).values()))
-            return self._page(request, f"/v1/{table}", rows, filters)
+            return self._page(request, f"/v1/{table}", self.book.newest_first(table, request.query), filters)
         return list_
 
     def _page(self, request: Request, url: str, rows: list[dict], filters: tuple[str, ...], extra: tuple[str, ...] = ()) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from contextlib import contextmanager
 from json.scanner import c_make_scanner
@@ -59,6 +60,11 @@ class _MemoryTxn:
         # table -> key -> text (or _DELETED): per table, so a scan looks only
         # at its own table's writes, not at every write of a long transaction.
         self._writes: dict[str, dict[str, Any]] = {}
+        # table -> its written keys in order, built by the first scan of a
+        # table with writes and kept up by later writes: a transaction that
+        # enqueues many messages scans the outbox after each, and sorting
+        # every write again made that quadratic in the transaction's size.
+        self._order: dict[str, list[str]] = {}
 
     def get(self, table: str, key: str) -> Any | None:
         written = self._writes.get(table)
@@ -72,15 +78,20 @@ class _MemoryTxn:
         return None if text is None else _load(text)
 
     def put(self, table: str, key: str, value: Any) -> None:
-        text = _dump(value)
-        written = self._writes.get(table)
-        if written is None:
-            self._writes[table] = {key: text}
-        else:
-            written[key] = text
+        self._write(table, key, _dump(value))
 
     def delete(self, table: str, key: str) -> None:
-        self._writes.setdefault(table, {})[key] = _DELETED
+        self._write(table, key, _DELETED)
+
+    def _write(self, table: str, key: str, text: Any) -> None:
+        written = self._writes.get(table)
+        if written is None:
+            written = self._writes[table] = {}
+        if key not in written:
+            order = self._order.get(table)
+            if order is not None:
+                insort(order, key)
+        written[key] = text
 
     def scan(self, table: str, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
         # As with SQLite, the rows are read when iteration starts: writes the
@@ -105,8 +116,7 @@ class _MemoryTxn:
     def _merged(self, table: str, prefix: str) -> Iterator[tuple[str, Any]]:
         # Two sequences in key order, committed keys and written ones; a key
         # in both yields this transaction's version.
-        mine = self._writes.get(table)
-        written = sorted((kw for kw in mine.items() if kw[0].startswith(prefix)) if mine else ())
+        written = self._written(table, prefix)
         committed = self._store._tables.get(table)
         if not committed:
             yield from written
@@ -124,6 +134,22 @@ class _MemoryTxn:
             else:
                 yield key, committed[key]
         yield from written[i:]
+
+    def _written(self, table: str, prefix: str) -> list[tuple[str, Any]]:
+        """This transaction's writes to `table` under `prefix`, in key order."""
+        mine = self._writes.get(table)
+        if not mine:
+            return []
+        order = self._order.get(table)
+        if order is None:
+            order = self._order[table] = sorted(mine)
+        out = []
+        for i in range(bisect_left(order, prefix), len(order)):
+            key = order[i]
+            if not key.startswith(prefix):
+                break
+            out.append((key, mine[key]))
+        return out
 
     def _commit(self) -> None:
         tables = self._store._tables

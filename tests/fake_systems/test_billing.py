@@ -297,6 +297,50 @@ def test_lists_are_newest_first_paged_and_filtered():
     w.run(script)
 
 
+
+def test_two_customers_records_stay_apart_in_lists_invoices_and_holds():
+    # Interleaved records of two customers on two contracts: every read that
+    # narrows by customer, schedule or contract must see exactly its own,
+    # newest first, and an invoice or a hold must take only its customer's.
+    w, fake, _ = make_world()
+
+    async def script(call):
+        acme, beta = await customer(call), await customer(call, name="Beta plc")
+        bs = {acme: await tm_schedule(call, acme), beta: await tm_schedule(call, beta, contract_ref="D2/L1")}
+        made = {acme: [], beta: []}
+        for n in range(1, 9):
+            cus = acme if n % 3 else beta
+            made[cus].append(await item(call, cus, schedule=bs[cus], amount=f"{n}.00",
+                                        source={"type": "time_entry", "id": "TE-shared" if n in (4, 6) else f"TE{n}"}))
+        for cus in (acme, beta):
+            seen, query = [], {"customer": cus, "limit": "2"}
+            while True:
+                r = await call("GET", "/v1/invoice_items", query=query)
+                seen += [i["id"] for i in r.json["data"]]
+                if not r.json["has_more"]:
+                    break
+                query = dict(query, starting_after=seen[-1])
+            assert seen == [i["id"] for i in reversed(made[cus])]
+            r = await call("GET", "/v1/invoice_items", query={"schedule": bs[cus]})
+            assert [i["id"] for i in r.json["data"]] == [i["id"] for i in reversed(made[cus])]
+        # TE-shared is on one item of each customer: 4.00 (Acme) and 6.00 (Beta)
+        r = await call("POST", "/v1/holds", json={"customer": acme, "source": {"type": "time_entry", "id": "TE-shared"},
+                                                  "reason": "disputed"})
+        assert r.status == 200, r.json
+        assert r.json["items"] == [i["id"] for i in made[acme] if i["amount"] == "4.00"]
+        r = await call("POST", "/v1/invoices", json={"customer": beta, "schedule": bs[beta], "auto_finalize": True})
+        assert [ln["invoice_item"] for ln in r.json["lines"]] == [i["id"] for i in made[beta]]
+        assert r.json["total"] == "9.00"  # 3 + 6
+        r = await call("GET", "/v1/invoices", query={"contract_ref": "D1/L1"})
+        assert r.json["data"] == []
+        r = await call("GET", "/v1/invoices", query={"contract_ref": "D2/L1", "customer": beta})
+        assert [i["total"] for i in r.json["data"]] == ["9.00"]
+        r = await call("GET", "/v1/invoice_items", query={"customer": acme, "status": "held"})
+        assert [i["amount"] for i in r.json["data"]] == ["4.00"]
+
+    w.run(script)
+
+
 # ---------------------------------------------------------------- holds and milestones
 
 

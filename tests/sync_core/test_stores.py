@@ -310,3 +310,26 @@ def test_a_value_is_copied_when_put_and_whenever_read(store):
     dumped = store.dump()
     dumped["x"]["a"]["lines"].append(5)
     assert store.dump() == {"x": {"a": {"lines": [1]}}}
+
+
+def test_scans_between_writes_of_one_transaction_follow_every_write(store):
+    # The pattern of a flow that enqueues many messages in one transaction:
+    # write, scan, write again. Each scan must see every write before it,
+    # including keys first written after an earlier scan of the table.
+    _seed_rows(store)
+    expected = {"a:1": "a:1", "a:3": "a:3", "a:5": "a:5", "a:7": "a:7", "b:1": "b:1"}
+    with store.transaction() as t:
+        for i in range(40):
+            key = f"a:{(i * 7) % 31:02d}"
+            if i % 5 == 4:
+                t.delete("rows", key)
+                expected.pop(key, None)
+            else:
+                t.put("rows", key, f"v{i}")
+                expected[key] = f"v{i}"
+            want = sorted((k, v) for k, v in expected.items() if k.startswith("a:"))
+            assert list(t.scan("rows", prefix="a:")) == want
+            assert list(t.scan("rows", prefix="a:", limit=3)) == want[:3]
+        assert [k for k, _ in t.scan("rows")] == sorted(expected)
+    with store.transaction() as t:
+        assert dict(t.scan("rows")) == expected
