@@ -350,14 +350,21 @@ class RevenueEngine(VendorSystem):
         require(pob["rec_method"] == EVENT_TYPES[kind], "METHOD_MISMATCH", f"POB {pob['pob_ref']} is recognised "
                 f"{pob['rec_method']}; {kind} applies to {EVENT_TYPES[kind]} POBs", "event_type", status=422)
         on, cur, ob = _date(body, "event_date"), c["currency_code"], pob["pob_ref"]
-        recognised = _total(cur, (ln["amount"] for ln in self._lines(c["rc_id"], ob)))
+        # What is recognised so far only matters to milestones and progress;
+        # summing the obligation's lines for every approved hour too made a
+        # busy time-and-materials contract quadratic in its hours.
+        def recognised_so_far() -> Money:
+            return _total(cur, (ln["amount"] for ln in self._lines(c["rc_id"], ob)))
+
         allocated = _m(pob["allocated_amount"], cur)
         if kind == "MILESTONE_ACCEPTED":
+            recognised = recognised_so_far()
             require(pob["satisfied_on"] is None, "POB_ALREADY_SATISFIED",
                     f"POB {ob} was accepted on {pob['satisfied_on']}", "pob_ref", status=409)
             lines = point_in_time_schedule(ob, allocated - recognised, on)
             pob["satisfied_on"] = on.isoformat()
         elif kind == "PROGRESS_REPORTED":
+            recognised = recognised_so_far()
             incurred = _decimal(body, "incurred_to_date")
             estimate = _decimal(body, "estimate_at_completion", positive=True)
             last = pob["last_progress"]
