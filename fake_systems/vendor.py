@@ -320,6 +320,13 @@ class VendorSystem(Actor):
         """Every record of `table`, in creation order (deep copies)."""
         return copy_data(list(self.durable.table(table).values()))
 
+    def records_where(self, table: str, **equal: Any) -> list[dict]:
+        """The records of `table` whose fields equal `equal`, in creation
+        order (deep copies of those only: a check that asks once per
+        contract must not copy the whole table each time)."""
+        return copy_data([r for r in self.durable.table(table).values()
+                          if all(r.get(k) == v for k, v in equal.items())])
+
     def effects(self, kind: str | None = None) -> list[dict]:
         return copy_data([e for e in self.durable.effects if kind is None or e["kind"] == kind])
 

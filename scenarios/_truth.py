@@ -137,15 +137,15 @@ def invoice_of(world, item: dict) -> dict | None:
 
 def revenue_contract(world, opp_id: str) -> dict | None:
     """The revenue contract booked for a deal (not the ones split off it)."""
-    for c in world.revenue.records("rev_contracts"):
-        if c["source_contract_id"] == opp_id and c.get("parent_rc_id") is None:
+    for c in world.revenue.records_where("rev_contracts", source_contract_id=opp_id):
+        if c.get("parent_rc_id") is None:
             return c
     return None
 
 
 def revenue_lines(world, rc_id: str, pob_ref: str | None = None) -> list[dict]:
-    return [ln for ln in world.revenue.records("rev_lines") if ln["rc_id"] == rc_id and ln["line_status"] == "ACTIVE"
-            and (pob_ref is None or ln["pob_ref"] == pob_ref)]
+    return [ln for ln in world.revenue.records_where("rev_lines", rc_id=rc_id, line_status="ACTIVE")
+            if pob_ref is None or ln["pob_ref"] == pob_ref]
 
 
 # ------------------------------------------------------------------ exactly once, vendor by vendor

@@ -82,6 +82,23 @@ def test_routing_answers_in_the_vendors_shape():
     assert (no_name.status, no_name.json["fault"]["field"]) == (400, "name")
 
 
+def test_records_where_gives_copies_of_the_matching_records_in_creation_order():
+    toy = Toy()
+    w = World(toy)
+
+    async def script(call):
+        for name in ("gear", "cog", "gear", "nut"):
+            await call("POST", "/widgets", json={"name": name})
+
+    w.run(script)
+    gears = toy.records_where("widgets", name="gear")
+    assert gears == [{"id": "W1", "name": "gear"}, {"id": "W3", "name": "gear"}]
+    assert toy.records_where("widgets", name="gear", id="W3") == [{"id": "W3", "name": "gear"}]
+    assert toy.records_where("widgets", name="bolt") == []
+    gears[0]["name"] = "changed"  # a copy: the fake's record is untouched
+    assert toy.records_where("widgets", id="W1") == [{"id": "W1", "name": "gear"}]
+
+
 def test_effects_log_names_the_request_that_caused_them():
     toy = Toy()
     w = World(toy)
