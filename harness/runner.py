@@ -75,7 +75,8 @@ def load_core(spec: str | None):
     if factory is None:
         raise InputError(f"--core {spec}: {module_name} has no {attr!r}; name a factory defined in it")
     if not callable(factory):
-        raise InputError(f"--core {spec}: {attr} is a {type(factory).__name__}, not a callable factory(env) -> core")
+        raise InputError(f"--core {spec}: {attr} is {type(factory).__name__} {factory!r:.40}, not a callable; "
+                         "name a factory(env) -> core")
 
     def guarded(env):
         try:

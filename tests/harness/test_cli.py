@@ -188,7 +188,7 @@ def test_the_demo_invariants_catch_a_client_without_idempotency_keys(monkeypatch
         ("nosuch.module:make", ("--core nosuch.module:make", "no module named 'nosuch'")),
         ("missing_core.py:make", ("--core missing_core.py:make", "no file missing_core.py")),
         ("broken_core.py:absent", ("broken_core.py has no 'absent'", "name a factory")),
-        ("broken_core.py:RATE", ("RATE is a int, not a callable factory",)),
+        ("broken_core.py:RATE", ("RATE is int ", "not a callable", "name a factory(env) -> core")),
         ("broken_core.py:make", ("the factory raised RuntimeError: no API credentials configured",)),
         ("justaname", ("write MODULE:FACTORY",)),
     ],
