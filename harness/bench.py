@@ -45,8 +45,9 @@ class _Counter(Actor):
         return Response(200, {"n": self.durable["n"]})
 
 
-def syncbed_round_trips(n: int) -> tuple[float, int]:
-    """Wall seconds for `n` round trips, and the server's final count."""
+def syncbed_round_trips(n: int) -> tuple[float, int, int]:
+    """Wall seconds for `n` round trips, the server's final count and the
+    virtual microseconds they took (the same model as SimPy's side)."""
     profile = ChaosProfile("bench", links=(LinkRule(latency=Fixed(LATENCY_US)),))
     sim = Simulation(1, chaos=profile, header={"scenario": "bench-kernel"})
     server = sim.add(_Counter("server"))
@@ -60,10 +61,10 @@ def syncbed_round_trips(n: int) -> tuple[float, int]:
 
     started = time.perf_counter()
     sim.run(main)
-    return time.perf_counter() - started, server.durable["n"]
+    return time.perf_counter() - started, server.durable["n"], sim.now_us
 
 
-def simpy_round_trips(n: int) -> tuple[float, int]:
+def simpy_round_trips(n: int) -> tuple[float, int, int]:
     import simpy
 
     env = simpy.Environment()
@@ -88,7 +89,7 @@ def simpy_round_trips(n: int) -> tuple[float, int]:
     env.process(server())
     started = time.perf_counter()
     env.run(until=env.process(client()))
-    return time.perf_counter() - started, state["n"]
+    return time.perf_counter() - started, state["n"], round(env.now * 1_000_000)
 
 
 def bench_kernel(round_trips: int = 50_000, repeats: int = 3) -> dict:
